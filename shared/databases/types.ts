@@ -1,0 +1,60 @@
+import type { RotationLogger } from '../common/logger.js';
+
+/**
+ * TLS policy of a connection, from the secret's `ssl` field:
+ * `verify` (ssl true): TLS with certificate and host name verification, no fallback;
+ * `prefer` (ssl absent): TLS without verification, plaintext only if the server offers no TLS;
+ * `disable` (ssl false): plaintext.
+ */
+export type TlsMode = 'verify' | 'prefer' | 'disable';
+
+/** Everything needed to sign in. `password` never appears in a message. */
+export interface Login {
+  host: string;
+  port: number;
+  user: string;
+  password: string;
+  database: string;
+  tls: TlsMode;
+}
+
+export interface ConnectOptions {
+  /** Give up connecting after this long, in ms. */
+  timeoutMs?: number;
+  /** Receives the warning when `prefer` falls back to plaintext. */
+  logger?: RotationLogger;
+}
+
+/**
+ * What a database gives the strategies. Adapters know nothing of Secrets Manager; they sign
+ * in, classify failures, and change users, always quoting through the driver.
+ *
+ * `connect` throws `AuthenticationError` when the server refused the credentials and a
+ * `ConnectionError` subclass (unreachable, TLS, timeout, too many connections) otherwise:
+ * strategies fall back to older credentials only on the former.
+ *
+ * @example
+ * const db = createPostgres();
+ * const connection = await db.connect({ host, port: 5432, user, password, database: 'postgres', tls: 'verify' });
+ * try { await db.ping(connection); } finally { await db.close(connection); }
+ */
+export interface Database<C> {
+  /** Human name for messages ("PostgreSQL"). */
+  readonly name: string;
+  /** Accepted values of the secret's `engine`. */
+  readonly engines: readonly string[];
+  readonly defaultPort: number;
+  readonly defaultDatabase: string;
+  /** Longest user name the server accepts. */
+  readonly maxUsernameLength: number;
+  connect(login: Login, options?: ConnectOptions): Promise<C>;
+  /** Changes `user`'s password. Signed in as that user or as an administrator. */
+  setPassword(connection: C, user: string, password: string): Promise<void>;
+  userExists(connection: C, user: string): Promise<boolean>;
+  /** Creates `user` with `password` and the privileges of `like`, atomically. */
+  createUserLike(connection: C, user: string, password: string, like: string): Promise<void>;
+  /** A harmless query that proves the session works. */
+  ping(connection: C): Promise<void>;
+  /** Closes the connection; never throws. */
+  close(connection: C): Promise<void>;
+}

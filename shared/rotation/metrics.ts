@@ -1,0 +1,30 @@
+import type { Metrics } from '@aws-lambda-powertools/metrics';
+import type { Step } from './types.js';
+
+/** How a step ended. `skipped`: the guards found the work already done. */
+export type StepOutcome = 'success' | 'failure' | 'skipped';
+
+/** The metrics seam: one call per invocation. */
+export interface StepMetrics {
+  record(step: Step, outcome: StepOutcome, durationMs: number, errorName?: string): void;
+}
+
+/**
+ * Step metrics through Powertools (CloudWatch embedded metric format): `StepDuration` in
+ * milliseconds and `StepOutcome` as a count, with dimensions `step` and `outcome`, flushed at
+ * the end of every invocation.
+ *
+ * @example
+ * const metrics = powertoolsStepMetrics(new Metrics({ namespace: 'SecretsRotation', serviceName }));
+ */
+export function powertoolsStepMetrics(metrics: Metrics): StepMetrics {
+  return {
+    record(step, outcome, durationMs, errorName) {
+      metrics.addDimensions({ step, outcome });
+      metrics.addMetric('StepDuration', 'Milliseconds', durationMs);
+      metrics.addMetric('StepOutcome', 'Count', 1);
+      if (errorName !== undefined) metrics.addMetadata('error', errorName);
+      metrics.publishStoredMetrics();
+    },
+  };
+}

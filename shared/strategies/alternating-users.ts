@@ -1,0 +1,222 @@
+import {
+  RDS_CLUSTER_TAG,
+  RDS_INSTANCE_TAG,
+  type RdsEndpointResolver,
+} from '../aws/rds-endpoint.js';
+import { AuthenticationError, ConfigurationError, InvalidSecretError } from '../common/errors.js';
+import type { Database } from '../databases/types.js';
+import type { StepContext, Strategy } from '../rotation/types.js';
+import {
+  type DatabaseSecret,
+  loginOf,
+  optionalString,
+  parseJsonObject,
+  parsePort,
+  requiredString,
+  sameHost,
+  withCredentials,
+} from './database-secret.js';
+import { trySignIn, withConnection } from './sign-in.js';
+import { databaseSecretStrategy, requireSameServer } from './single-user.js';
+
+const CLONE_SUFFIX = '_clone';
+
+/** `name` ↔ `name_clone`. */
+export const alternateUsername = (username: string): string =>
+  username.endsWith(CLONE_SUFFIX)
+    ? username.slice(0, -CLONE_SUFFIX.length)
+    : `${username}${CLONE_SUFFIX}`;
+
+/** Options of {@link alternatingUsers}. */
+export interface AlternatingUsersOptions {
+  /** Finds the master's host from RDS when the master secret holds only credentials. */
+  resolveRdsEndpoint?: RdsEndpointResolver;
+}
+
+interface MasterLogin {
+  username: string;
+  password: string;
+  hosts: string[];
+  port: number;
+  dbname?: string;
+}
+
+/**
+ * Two users, `name` and `name_clone`; each rotation changes the password of the one that is
+ * not AWSCURRENT, signed in as the superuser named by `masterarn`. AWSCURRENT always signs
+ * in, so clients never see a failure.
+ *
+ * @example
+ * export const handler = createRotationHandler({ strategy: alternatingUsers(createPostgres()), logger });
+ */
+export function alternatingUsers<C>(
+  db: Database<C>,
+  options: AlternatingUsersOptions = {},
+): Strategy<DatabaseSecret> {
+  const base = databaseSecretStrategy(db);
+
+  async function resolveEndpoint(arn: string) {
+    const resolver =
+      options.resolveRdsEndpoint ?? (await import('../aws/rds-endpoint.js')).rdsEndpointResolver();
+    return resolver(arn);
+  }
+
+  /** Reads the master secret; finds its host through RDS when RDS manages it. */
+  async function readMaster(
+    step: StepContext<DatabaseSecret>,
+    current: DatabaseSecret,
+  ): Promise<MasterLogin> {
+    const masterarn = current.masterarn;
+    if (masterarn === undefined) {
+      throw new InvalidSecretError(
+        'AWSCURRENT: field "masterarn" is missing (alternating users needs it)',
+        'masterarn',
+      );
+    }
+    const master = await step.otherSecret(masterarn);
+    const source = `master secret ${masterarn}`;
+    const raw = parseJsonObject(master.secretString, source);
+    const password = requiredString(raw, 'password', source, 4096);
+    step.redact(password);
+    const username = requiredString(raw, 'username', source, db.maxUsernameLength);
+    const host = optionalString(raw, 'host', source, 255);
+    const dbname = optionalString(raw, 'dbname', source, 255);
+    if (host !== undefined) {
+      const engine = optionalString(raw, 'engine', source, 64);
+      if (engine !== undefined && !db.engines.includes(engine)) {
+        throw new InvalidSecretError(
+          `${source}: field "engine" is ${JSON.stringify(engine)}, not ${db.name}`,
+          'engine',
+        );
+      }
+      return {
+        username,
+        password,
+        hosts: [host],
+        port: parsePort(raw, source, db.defaultPort),
+        ...(dbname ? { dbname } : {}),
+      };
+    }
+    // RDS-managed master secrets hold only username and password; RDS tags them with the database.
+    const tags = await master.tags();
+    const arn = tags[RDS_INSTANCE_TAG] ?? tags[RDS_CLUSTER_TAG];
+    if (arn === undefined) {
+      throw new InvalidSecretError(
+        `${source}: field "host" is missing and the secret has no ${RDS_INSTANCE_TAG} or ${RDS_CLUSTER_TAG} tag`,
+        'host',
+      );
+    }
+    let endpoint: Awaited<ReturnType<RdsEndpointResolver>>;
+    try {
+      endpoint = await resolveEndpoint(arn);
+    } catch (error) {
+      throw new ConfigurationError(
+        `cannot find the endpoint of ${arn} for ${source} through the RDS API`,
+        { cause: error },
+      );
+    }
+    if (!db.engines.includes(endpoint.engine)) {
+      throw new InvalidSecretError(
+        `${source}: RDS reports engine ${endpoint.engine} for ${arn}, not ${db.name}`,
+        'engine',
+      );
+    }
+    step.logger.info('found the master host through the RDS API', { arn, hosts: endpoint.hosts });
+    return {
+      username,
+      password,
+      hosts: endpoint.hosts,
+      port: endpoint.port,
+      ...(dbname ? { dbname } : {}),
+    };
+  }
+
+  return {
+    ...base,
+
+    async createPending(step) {
+      const current = await step.current();
+      const username = alternateUsername(current.username);
+      if (username.length > db.maxUsernameLength) {
+        throw new InvalidSecretError(
+          `AWSCURRENT: user "${current.username}" cannot alternate: "${username}" is longer than ${db.name}'s ${db.maxUsernameLength} characters`,
+          'username',
+        );
+      }
+      return withCredentials(current, username, await step.generatePassword());
+    },
+
+    async setPending(step) {
+      const [pending, current] = await Promise.all([step.pending(), step.current()]);
+      const expected = alternateUsername(current.username);
+      if (pending.username !== expected) {
+        throw new InvalidSecretError(
+          `AWSPENDING names user "${pending.username}"; alternating from "${current.username}" it must be "${expected}"`,
+          'username',
+        );
+      }
+      requireSameServer(pending, current);
+      if (pending.masterarn !== current.masterarn) {
+        throw new InvalidSecretError(
+          'AWSPENDING names another masterarn than AWSCURRENT',
+          'masterarn',
+        );
+      }
+
+      // Confused-deputy guard: whoever wrote this secret must hold working credentials for it.
+      const proof = await trySignIn(db, loginOf(current), step);
+      if (proof === undefined) {
+        throw new AuthenticationError(
+          `AWSCURRENT (user "${current.username}") does not sign in at ${current.host}:${current.port}; refusing to change users with the master secret`,
+        );
+      }
+      await db.close(proof);
+
+      const already = await trySignIn(db, loginOf(pending), step);
+      if (already !== undefined) {
+        await db.close(already);
+        step.logger.info('AWSPENDING already signs in; nothing to change', {
+          user: pending.username,
+        });
+        return;
+      }
+
+      const master = await readMaster(step, current);
+      if (
+        !master.hosts.some((host) => sameHost(host, current.host)) ||
+        master.port !== current.port
+      ) {
+        throw new InvalidSecretError(
+          `the master secret is for ${master.hosts.join(' / ')}:${master.port}, AWSCURRENT for ${current.host}:${current.port}; refusing to act on another host`,
+          'masterarn',
+        );
+      }
+      if (pending.username === master.username || current.username === master.username) {
+        throw new InvalidSecretError(
+          `alternating users must not rotate the master user "${master.username}" itself`,
+          'username',
+        );
+      }
+      const masterLogin = {
+        ...loginOf(current),
+        user: master.username,
+        password: master.password,
+        database: master.dbname ?? current.dbname,
+      };
+      await withConnection(db, masterLogin, step, async (connection) => {
+        if (await db.userExists(connection, pending.username)) {
+          await db.setPassword(connection, pending.username, pending.password);
+          step.logger.info('changed the password of the alternate user', {
+            user: pending.username,
+          });
+        } else {
+          await db.createUserLike(connection, pending.username, pending.password, current.username);
+          step.logger.info("created the alternate user with the privileges of AWSCURRENT's", {
+            user: pending.username,
+            like: current.username,
+          });
+        }
+      });
+    },
+  };
+}

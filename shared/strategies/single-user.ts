@@ -1,0 +1,108 @@
+import { AuthenticationError, InvalidSecretError } from '../common/errors.js';
+import type { Database } from '../databases/types.js';
+import type { Stage, StepContext, Strategy } from '../rotation/types.js';
+import {
+  type DatabaseSecret,
+  loginOf,
+  parseDatabaseSecret,
+  sameHost,
+  serializeDatabaseSecret,
+  withCredentials,
+} from './database-secret.js';
+import { trySignIn, withConnection } from './sign-in.js';
+
+/** The checks and helpers both database strategies share. */
+export function databaseSecretStrategy<C>(db: Database<C>) {
+  return {
+    parse: (text: string, stage: Stage | 'other') => parseDatabaseSecret(text, stage, db),
+    serialize: serializeDatabaseSecret,
+    secretsOf: (secret: DatabaseSecret) => [secret.password],
+    async testPending(step: StepContext<DatabaseSecret>) {
+      const pending = await step.pending();
+      await withConnection(db, loginOf(pending), step, (connection) => db.ping(connection));
+      step.logger.info('AWSPENDING signs in and runs a query', { user: pending.username });
+    },
+    async testCurrent(step: StepContext<DatabaseSecret>) {
+      const current = await step.current();
+      await withConnection(db, loginOf(current), step, (connection) => db.ping(connection));
+      step.logger.info('AWSCURRENT signs in and runs a query', { user: current.username });
+    },
+  };
+}
+
+/** Pending must target the same server as AWSCURRENT: never act on another host. */
+export function requireSameServer(pending: DatabaseSecret, current: DatabaseSecret): void {
+  if (!sameHost(pending.host, current.host) || pending.port !== current.port) {
+    throw new InvalidSecretError(
+      `AWSPENDING names host ${pending.host}:${pending.port} but AWSCURRENT names ${current.host}:${current.port}`,
+      'host',
+    );
+  }
+}
+
+/**
+ * One user whose password changes in place. Between setSecret and finishSecret only
+ * AWSPENDING signs in; clients re-fetch the secret when their sign-in fails.
+ *
+ * @example
+ * export const handler = createRotationHandler({ strategy: singleUser(createPostgres()), logger });
+ */
+export function singleUser<C>(db: Database<C>): Strategy<DatabaseSecret> {
+  const base = databaseSecretStrategy(db);
+  return {
+    ...base,
+
+    async createPending(step) {
+      const current = await step.current();
+      return withCredentials(current, current.username, await step.generatePassword());
+    },
+
+    async setPending(step) {
+      const [pending, current] = await Promise.all([step.pending(), step.current()]);
+      if (pending.username !== current.username) {
+        throw new InvalidSecretError(
+          `AWSPENDING names user "${pending.username}" but AWSCURRENT names "${current.username}"`,
+          'username',
+        );
+      }
+      requireSameServer(pending, current);
+
+      const already = await trySignIn(db, loginOf(pending), step);
+      if (already !== undefined) {
+        await db.close(already);
+        step.logger.info('AWSPENDING already signs in; nothing to change', {
+          user: pending.username,
+        });
+        return;
+      }
+
+      let connection = await trySignIn(db, loginOf(current), step);
+      let signedInWith = 'AWSCURRENT';
+      if (connection === undefined) {
+        // AWSPREVIOUS helps when the database was restored, or a person reset the password, to
+        // the value before the last rotation.
+        const previous = await step.previous();
+        if (previous !== undefined && previous.username === current.username) {
+          connection = await trySignIn(
+            db,
+            { ...loginOf(current), password: previous.password },
+            step,
+          );
+          signedInWith = 'AWSPREVIOUS';
+        }
+      }
+      if (connection === undefined) {
+        throw new AuthenticationError(
+          `user "${current.username}" at ${current.host}:${current.port} refuses AWSPENDING, AWSCURRENT and AWSPREVIOUS`,
+        );
+      }
+      step.logger.info(`signed in with ${signedInWith}`, { user: current.username });
+      try {
+        await db.setPassword(connection, pending.username, pending.password);
+      } finally {
+        await db.close(connection);
+      }
+      step.logger.info('changed the password to AWSPENDING', { user: pending.username });
+    },
+  };
+}

@@ -1,0 +1,208 @@
+import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
+import { ConnectionError } from '../../shared/common/errors.js';
+import { createPostgres } from '../../shared/databases/postgres.js';
+import { singleUser } from '../../shared/strategies/single-user.js';
+import { ALL_PUNCTUATION, PgAdmin, queryAs, randomName, signsIn } from '../support/pg-admin.js';
+import { RotationHarness } from '../support/rotation-harness.js';
+import { TcpProxy } from '../support/tcp-proxy.js';
+
+describe('postgres single user', () => {
+  let admin: PgAdmin;
+  const harness = new RotationHarness();
+  const users: string[] = [];
+  const handler = () => harness.handler(singleUser(createPostgres()));
+
+  beforeAll(async () => {
+    admin = await PgAdmin.connect(inject('pgAdminUrl'));
+    await harness.start();
+  });
+
+  afterAll(async () => {
+    await admin.dropUsers(users);
+    await admin.close();
+    await harness.stop();
+  });
+
+  /** A user with a password and a secret describing it. */
+  async function provision(
+    options: { name?: string; password?: string; host?: string; port?: number } = {},
+  ) {
+    const name = options.name ?? randomName('single');
+    const password = options.password ?? `initial-${randomName('pw')}`;
+    await admin.createUser(name, password);
+    users.push(name);
+    const secretId = harness.fake.createSecret({
+      name: `rds/${randomName('secret')}`,
+      secretString: JSON.stringify({
+        engine: 'postgres',
+        host: options.host ?? admin.host,
+        port: options.port ?? admin.port,
+        username: name,
+        password,
+        dbname: 'postgres',
+        ssl: false,
+        team: 'payments',
+      }),
+    });
+    return { name, password, secretId };
+  }
+
+  const login = (name: string, password: string) => ({
+    host: admin.host,
+    port: admin.port,
+    user: name,
+    password,
+  });
+
+  it('rotates three times in a row, each new password signing in and the one before refused', async () => {
+    // Prepare
+    const { name, password, secretId } = await provision();
+    const rotate = handler();
+    let previous = password;
+
+    for (let round = 1; round <= 3; round++) {
+      // Act
+      const result = await harness.rotate(rotate, secretId);
+
+      // Assess
+      expect(result.completed, `round ${round}: ${String(result.error)}`).toBe(true);
+      const current = harness.secret(secretId);
+      expect(current.password).not.toBe(previous);
+      expect(await signsIn(login(name, current.password))).toBe(true);
+      expect(await signsIn(login(name, previous))).toBe(false);
+      expect(harness.fake.versionOf(secretId, 'AWSCURRENT')).toBe(result.token);
+      expect(current.team).toBe('payments');
+      previous = current.password;
+    }
+    expect(await admin.sessionsOf([name])).toBe(0);
+    expect(harness.leakedSecrets()).toEqual([]);
+  });
+
+  it('refuses the old password after rotation and accepts the new one', async () => {
+    // Prepare
+    const { name, password, secretId } = await provision();
+
+    // Act
+    const result = await harness.rotate(handler(), secretId);
+
+    // Assess
+    expect(result.completed).toBe(true);
+    expect(await signsIn(login(name, password))).toBe(false);
+    const rows = await queryAs(login(name, harness.secret(secretId).password));
+    expect(rows).toEqual([{ user: name }]);
+  });
+
+  it('rotates users whose names need quoting, with passwords of every punctuation character', async () => {
+    for (const name of [
+      `Mixed Case ${randomName('U')}`,
+      `it's "quoted" ${randomName('q')}`,
+      `back\\slash;${randomName('b')}`,
+    ]) {
+      // Prepare: AWSCURRENT holds every punctuation character; so will AWSPENDING.
+      const { secretId } = await provision({ name, password: `Aa1${ALL_PUNCTUATION}` });
+      const pending = `Zz9${ALL_PUNCTUATION}${ALL_PUNCTUATION}`;
+      const spy = vi
+        .spyOn(harness.fake, 'getRandomPassword')
+        .mockReturnValue({ RandomPassword: pending });
+
+      // Act
+      const result = await harness.rotate(handler(), secretId);
+      spy.mockRestore();
+
+      // Assess
+      expect(result.completed, String(result.error)).toBe(true);
+      expect(harness.secret(secretId).password).toBe(pending);
+      expect(await signsIn(login(name, pending))).toBe(true);
+      expect(await signsIn(login(name, `Aa1${ALL_PUNCTUATION}`))).toBe(false);
+    }
+  });
+
+  it('changes nothing but the named user when the username is an injection attempt', async () => {
+    // Prepare: a bystander, and users whose names are SQL aimed at it.
+    const victim = randomName('v');
+    await admin.createUser(victim, 'victim-password');
+    users.push(victim);
+    const before = await admin.passwordHashes([victim]);
+    const attempts = [`x";DROP ROLE "${victim}";--`, `';ALTER ROLE ${victim} PASSWORD 'o';--`];
+
+    for (const name of attempts) {
+      const { secretId } = await provision({ name });
+
+      // Act
+      const result = await harness.rotate(handler(), secretId);
+
+      // Assess
+      expect(result.completed, String(result.error)).toBe(true);
+      expect(await signsIn(login(name, harness.secret(secretId).password))).toBe(true);
+    }
+    expect(await admin.userExists(victim)).toBe(true);
+    expect(await admin.passwordHashes([victim])).toEqual(before);
+    expect(await signsIn(login(victim, 'victim-password'))).toBe(true);
+  });
+
+  it('converges when a crash after setSecret is followed by a retry with the same token', async () => {
+    // Prepare
+    const { name, password, secretId } = await provision();
+    const rotate = handler();
+
+    // Act: the invocation after setSecret never happens (crash); the service retries later.
+    const crashed = await harness.rotate(rotate, secretId, { stopAfter: 'setSecret' });
+    const pending = harness.secret(secretId, 'AWSPENDING').password;
+    const stateAfterCrash = {
+      pending: await signsIn(login(name, pending)),
+      current: await signsIn(login(name, password)),
+    };
+    const retried = await harness.retry(rotate, secretId, crashed.token);
+
+    // Assess
+    expect(crashed.completed).toBe(false);
+    expect(stateAfterCrash).toEqual({ pending: true, current: false });
+    expect(retried.completed, String(retried.error)).toBe(true);
+    expect(harness.secret(secretId).password).toBe(pending);
+    expect(await signsIn(login(name, pending))).toBe(true);
+    expect(harness.logs.messages()).toContain('AWSPENDING already signs in; nothing to change');
+  });
+
+  it('fails setSecret and changes nothing when the network drops the AWSPENDING attempt', async () => {
+    // Prepare: the secret points at a proxy that resets the next connection.
+    const proxy = await TcpProxy.start({ host: admin.host, port: admin.port });
+    try {
+      const { name, password, secretId } = await provision({ host: '127.0.0.1', port: proxy.port });
+      const rotate = handler();
+      await harness.rotate(rotate, secretId, { stopAfter: 'createSecret' });
+      const token = harness.fake.versionOf(secretId, 'AWSPENDING') as string;
+      const hashBefore = await admin.passwordHashes([name]);
+      proxy.resetNext(1);
+
+      // Act
+      const failure = await rotate(
+        { Step: 'setSecret', SecretId: harness.fake.arnOf(secretId), ClientRequestToken: token },
+        { getRemainingTimeInMillis: () => 60_000 },
+      ).catch((error: unknown) => error);
+
+      // Assess
+      expect(failure).toBeInstanceOf(ConnectionError);
+      expect((failure as Error).message).toMatch(
+        /^setSecret of secret .*: cannot reach PostgreSQL .* as user/,
+      );
+      expect(await admin.passwordHashes([name])).toEqual(hashBefore);
+      expect(await signsIn(login(name, password))).toBe(true);
+      expect(harness.fake.versionOf(secretId, 'AWSCURRENT')).not.toBe(token);
+    } finally {
+      await proxy.stop();
+    }
+  });
+
+  it('keeps the password out of the server when the server stores SCRAM: it receives a verifier', async () => {
+    // Prepare
+    const { name, secretId } = await provision();
+
+    // Act
+    await harness.rotate(handler(), secretId);
+
+    // Assess: the stored hash is SCRAM and the new password signs in through it.
+    const hashes = await admin.passwordHashes([name]);
+    expect(hashes[name]).toMatch(/^SCRAM-SHA-256\$4096:/);
+    expect(await signsIn(login(name, harness.secret(secretId).password))).toBe(true);
+  });
+});

@@ -1,0 +1,125 @@
+import {
+  AuthenticationError,
+  type ConnectionError,
+  DatabaseError,
+} from '../../shared/common/errors.js';
+import type { Database, Login } from '../../shared/databases/types.js';
+
+interface MemoryConnection {
+  id: number;
+  user: string;
+  host: string;
+}
+
+interface MemoryUser {
+  password: string;
+  superuser: boolean;
+  memberOf: string[];
+}
+
+/**
+ * A database double for unit tests (no network): users with passwords on named hosts, the
+ * same error classes a real adapter throws, and a record of every action. Integration tests
+ * use a real PostgreSQL instead.
+ */
+export class MemoryDatabase implements Database<MemoryConnection> {
+  readonly name = 'MemoryDB';
+  readonly engines = ['postgres', 'aurora-postgresql'] as const;
+  readonly defaultPort = 5432;
+  readonly defaultDatabase = 'postgres';
+  readonly maxUsernameLength = 63;
+
+  /** host → user → account */
+  private readonly hosts = new Map<string, Map<string, MemoryUser>>();
+  private readonly faults: ConnectionError[] = [];
+  private nextId = 1;
+  readonly open = new Set<number>();
+  /** Every attempt and change, in order, without passwords. */
+  readonly actions: string[] = [];
+
+  addUser(
+    host: string,
+    user: string,
+    password: string,
+    options: { superuser?: boolean; memberOf?: string[] } = {},
+  ): this {
+    let users = this.hosts.get(host);
+    if (!users) {
+      users = new Map();
+      this.hosts.set(host, users);
+    }
+    users.set(user, {
+      password,
+      superuser: options.superuser ?? false,
+      memberOf: options.memberOf ?? [],
+    });
+    return this;
+  }
+
+  passwordOf(host: string, user: string): string | undefined {
+    return this.hosts.get(host)?.get(user)?.password;
+  }
+
+  user(host: string, user: string): MemoryUser | undefined {
+    return this.hosts.get(host)?.get(user);
+  }
+
+  /** The next connection attempts fail with these errors, in order. */
+  failNextConnect(...errors: ConnectionError[]): void {
+    this.faults.push(...errors);
+  }
+
+  async connect(login: Login): Promise<MemoryConnection> {
+    this.actions.push(`connect ${login.user}@${login.host}`);
+    const fault = this.faults.shift();
+    if (fault) throw fault;
+    const account = this.hosts.get(login.host)?.get(login.user);
+    if (!account || account.password !== login.password) {
+      throw new AuthenticationError(`${this.name} at ${login.host} refused user "${login.user}"`);
+    }
+    const connection = { id: this.nextId++, user: login.user, host: login.host };
+    this.open.add(connection.id);
+    return connection;
+  }
+
+  async setPassword(connection: MemoryConnection, user: string, password: string): Promise<void> {
+    const account = this.requireAllowed(connection, user);
+    account.password = password;
+    this.actions.push(`set password ${user}@${connection.host} as ${connection.user}`);
+  }
+
+  async userExists(connection: MemoryConnection, user: string): Promise<boolean> {
+    return this.hosts.get(connection.host)?.has(user) ?? false;
+  }
+
+  async createUserLike(
+    connection: MemoryConnection,
+    user: string,
+    password: string,
+    like: string,
+  ): Promise<void> {
+    if (!this.user(connection.host, connection.user)?.superuser) {
+      throw new DatabaseError(`permission denied to create user "${user}"`);
+    }
+    if (this.user(connection.host, user)) throw new DatabaseError(`user "${user}" already exists`);
+    this.addUser(connection.host, user, password, { memberOf: [like] });
+    this.actions.push(`create ${user}@${connection.host} like ${like}`);
+  }
+
+  async ping(connection: MemoryConnection): Promise<void> {
+    if (!this.open.has(connection.id)) throw new DatabaseError('connection is closed');
+  }
+
+  async close(connection: MemoryConnection): Promise<void> {
+    this.open.delete(connection.id);
+  }
+
+  private requireAllowed(connection: MemoryConnection, user: string): MemoryUser {
+    const account = this.user(connection.host, user);
+    if (!account) throw new DatabaseError(`user "${user}" does not exist`);
+    if (connection.user !== user && !this.user(connection.host, connection.user)?.superuser) {
+      throw new DatabaseError(`permission denied to change user "${user}"`);
+    }
+    return account;
+  }
+}

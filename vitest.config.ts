@@ -1,0 +1,39 @@
+import { defineConfig } from 'vitest/config';
+
+/** The real AWS SDK runs in every test, against a fake Secrets Manager: it needs a region and
+ * credentials, never real ones. */
+const awsEnv = {
+  AWS_REGION: 'us-east-1',
+  AWS_ACCESS_KEY_ID: 'AKIDTESTONLY',
+  AWS_SECRET_ACCESS_KEY: 'test-only-secret',
+  AWS_EC2_METADATA_DISABLED: 'true',
+  POWERTOOLS_DEV: 'true',
+};
+
+export default defineConfig({
+  test: {
+    projects: [
+      {
+        test: {
+          name: 'unit',
+          include: ['test/unit/**/*.test.ts'],
+          environment: 'node',
+          env: awsEnv,
+        },
+      },
+      {
+        test: {
+          name: 'integration',
+          include: ['test/integration/**/*.test.ts'],
+          environment: 'node',
+          env: awsEnv,
+          globalSetup: ['test/support/postgres-global-setup.ts'],
+          testTimeout: 60_000,
+          hookTimeout: 180_000,
+          // One database server is shared by every file; each test makes its own users.
+          fileParallelism: false,
+        },
+      },
+    ],
+  },
+});
