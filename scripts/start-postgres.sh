@@ -3,6 +3,7 @@
 # the integration tests on machines without Docker. Installs the server from apt if missing.
 # Prints the line to eval:   eval "$(bash scripts/start-postgres.sh)"
 #   -> export PG_ADMIN_URL=postgres://rotation_admin:...@127.0.0.1:55432/postgres
+# Stop it with:               bash scripts/start-postgres.sh --stop
 set -euo pipefail
 
 PORT="${PG_PORT:-55432}"
@@ -35,7 +36,11 @@ if [ "$(id -u)" = 0 ]; then
 fi
 
 if "${RUN[@]}" "$BINDIR/pg_ctl" -D "$DATA" status >/dev/null 2>&1; then
-  "${RUN[@]}" "$BINDIR/pg_ctl" -D "$DATA" -m immediate stop >&2 || true
+  "${RUN[@]}" "$BINDIR/pg_ctl" -D "$DATA" -m fast stop >&2 || true
+fi
+if [ "${1:-}" = "--stop" ]; then
+  rm -rf "$DATA"
+  exit 0
 fi
 rm -rf "$DATA"
 mkdir -p "$DATA"

