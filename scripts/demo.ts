@@ -19,10 +19,17 @@ import { type RotationEvent, rotate } from '../test/support/rotation-driver.js';
 const verbose = process.argv.includes('--verbose');
 
 /** Passwords are never printed: a short fingerprint tells them apart. */
-const fingerprint = (password: string) => `pw#${createHash('sha256').update(password).digest('hex').slice(0, 8)}`;
+const fingerprint = (password: string) =>
+  `pw#${createHash('sha256').update(password).digest('hex').slice(0, 8)}`;
 
 async function signsIn(url: URL, user: string, password: string): Promise<boolean> {
-  const client = new pg.Client({ host: url.hostname, port: Number(url.port), user, password, database: 'postgres' });
+  const client = new pg.Client({
+    host: url.hostname,
+    port: Number(url.port),
+    user,
+    password,
+    database: 'postgres',
+  });
   client.on('error', () => {});
   try {
     await client.connect();
@@ -54,7 +61,9 @@ async function printSignIns(fake: FakeSecretsManager, secretId: string, url: URL
     const value = JSON.parse(text);
     const ok = await signsIn(url, value.username, value.password);
     const stages = fake.labels(secretId)[versionId]?.join(',') || '(no label)';
-    console.log(`    ${value.username.padEnd(26)} ${fingerprint(value.password)}  ${stages.padEnd(22)} ${ok ? 'signs in' : 'refused'}`);
+    console.log(
+      `    ${value.username.padEnd(26)} ${fingerprint(value.password)}  ${stages.padEnd(22)} ${ok ? 'signs in' : 'refused'}`,
+    );
   }
 }
 
@@ -85,11 +94,19 @@ async function main() {
       handler(event, { getRemainingTimeInMillis: () => 30_000 });
 
     const suffix = Date.now().toString(36);
-    const base = { engine: 'postgres', host: adminUrl.hostname, port: Number(adminUrl.port), dbname: 'postgres', ssl: false };
+    const base = {
+      engine: 'postgres',
+      host: adminUrl.hostname,
+      port: Number(adminUrl.port),
+      dbname: 'postgres',
+      ssl: false,
+    };
 
     // 1. Single user
     const appUser = `demo_app_${suffix}`;
-    await admin.query(`CREATE ROLE ${admin.escapeIdentifier(appUser)} LOGIN PASSWORD ${admin.escapeLiteral('initial-password-1')}`);
+    await admin.query(
+      `CREATE ROLE ${admin.escapeIdentifier(appUser)} LOGIN PASSWORD ${admin.escapeLiteral('initial-password-1')}`,
+    );
     const singleId = fake.createSecret({
       name: 'demo/single-user',
       secretString: JSON.stringify({ ...base, username: appUser, password: 'initial-password-1' }),
@@ -103,14 +120,25 @@ async function main() {
 
     // 2. Alternating users
     const altUser = `demo_alt_${suffix}`;
-    await admin.query(`CREATE ROLE ${admin.escapeIdentifier(altUser)} LOGIN PASSWORD ${admin.escapeLiteral('initial-password-2')}`);
+    await admin.query(
+      `CREATE ROLE ${admin.escapeIdentifier(altUser)} LOGIN PASSWORD ${admin.escapeLiteral('initial-password-2')}`,
+    );
     const masterArn = fake.createSecret({
       name: 'demo/master',
-      secretString: JSON.stringify({ ...base, username: decodeURIComponent(adminUrl.username), password: decodeURIComponent(adminUrl.password) }),
+      secretString: JSON.stringify({
+        ...base,
+        username: decodeURIComponent(adminUrl.username),
+        password: decodeURIComponent(adminUrl.password),
+      }),
     });
     const altId = fake.createSecret({
       name: 'demo/alternating-users',
-      secretString: JSON.stringify({ ...base, username: altUser, password: 'initial-password-2', masterarn: masterArn }),
+      secretString: JSON.stringify({
+        ...base,
+        username: altUser,
+        password: 'initial-password-2',
+        masterarn: masterArn,
+      }),
     });
     console.log('\n== postgres-alternating-users (two rotations) ==');
     printVersions(fake, altId, 'before:');
@@ -122,9 +150,13 @@ async function main() {
     await printSignIns(fake, altId, adminUrl);
 
     const calls = fake.calls.length;
-    console.log(`\n${calls} Secrets Manager calls in all; done in ${Math.round(performance.now() - started)} ms.`);
+    console.log(
+      `\n${calls} Secrets Manager calls in all; done in ${Math.round(performance.now() - started)} ms.`,
+    );
 
-    await admin.query(`DROP ROLE IF EXISTS ${admin.escapeIdentifier(appUser)}, ${admin.escapeIdentifier(altUser)}, ${admin.escapeIdentifier(`${altUser}_clone`)}`);
+    await admin.query(
+      `DROP ROLE IF EXISTS ${admin.escapeIdentifier(appUser)}, ${admin.escapeIdentifier(altUser)}, ${admin.escapeIdentifier(`${altUser}_clone`)}`,
+    );
   } finally {
     await admin.end();
     await endpoint.close();

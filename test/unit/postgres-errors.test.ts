@@ -12,28 +12,83 @@ import {
 import { classifyPostgresError } from '../../shared/databases/postgres.js';
 import { parseTls } from '../../shared/strategies/database-secret.js';
 
-const login = { host: 'db.internal', port: 5432, user: 'app', password: 's3cret-Pa55', database: 'postgres', tls: 'prefer' as const };
+const login = {
+  host: 'db.internal',
+  port: 5432,
+  user: 'app',
+  password: 's3cret-Pa55',
+  database: 'postgres',
+  tls: 'prefer' as const,
+};
 
 /** A server error as pg builds it from the wire (ErrorResponse with a SQLSTATE). */
-const serverError = (code: string, message: string) => Object.assign(new pg.DatabaseError(message, 0, 'error'), { code });
+const serverError = (code: string, message: string) =>
+  Object.assign(new pg.DatabaseError(message, 0, 'error'), { code });
 /** A socket error as Node reports it. */
 const socketError = (code: string, message = code) => Object.assign(new Error(message), { code });
 
 describe('postgres failure classification', () => {
   it.each([
-    ['wrong password (28P01)', serverError('28P01', 'password authentication failed for user "app"'), AuthenticationError],
-    ['no pg_hba entry (28000)', serverError('28000', 'no pg_hba.conf entry for host "10.0.0.1"'), AuthenticationError],
-    ['too many clients (53300)', serverError('53300', 'sorry, too many clients already'), TooManyConnectionsError],
-    ['a missing database (3D000)', serverError('3D000', 'database "nope" does not exist'), DatabaseError],
-    ['a server starting up (57P03)', serverError('57P03', 'the database system is starting up'), ConnectionError],
-    ['connection refused', socketError('ECONNREFUSED', 'connect ECONNREFUSED 10.0.0.1:5432'), HostUnreachableError],
-    ['an unknown host', socketError('ENOTFOUND', 'getaddrinfo ENOTFOUND db.internal'), HostUnreachableError],
+    [
+      'wrong password (28P01)',
+      serverError('28P01', 'password authentication failed for user "app"'),
+      AuthenticationError,
+    ],
+    [
+      'no pg_hba entry (28000)',
+      serverError('28000', 'no pg_hba.conf entry for host "10.0.0.1"'),
+      AuthenticationError,
+    ],
+    [
+      'too many clients (53300)',
+      serverError('53300', 'sorry, too many clients already'),
+      TooManyConnectionsError,
+    ],
+    [
+      'a missing database (3D000)',
+      serverError('3D000', 'database "nope" does not exist'),
+      DatabaseError,
+    ],
+    [
+      'a server starting up (57P03)',
+      serverError('57P03', 'the database system is starting up'),
+      ConnectionError,
+    ],
+    [
+      'connection refused',
+      socketError('ECONNREFUSED', 'connect ECONNREFUSED 10.0.0.1:5432'),
+      HostUnreachableError,
+    ],
+    [
+      'an unknown host',
+      socketError('ENOTFOUND', 'getaddrinfo ENOTFOUND db.internal'),
+      HostUnreachableError,
+    ],
     ['a reset connection', socketError('ECONNRESET', 'read ECONNRESET'), HostUnreachableError],
-    ['both address families refused', Object.assign(new AggregateError([socketError('ECONNREFUSED')]), {}), HostUnreachableError],
-    ['a connect timeout', new Error('Connection terminated due to connection timeout'), ConnectTimeoutError],
+    [
+      'both address families refused',
+      Object.assign(new AggregateError([socketError('ECONNREFUSED')]), {}),
+      HostUnreachableError,
+    ],
+    [
+      'a connect timeout',
+      new Error('Connection terminated due to connection timeout'),
+      ConnectTimeoutError,
+    ],
     ['a socket timeout', socketError('ETIMEDOUT', 'connect ETIMEDOUT'), ConnectTimeoutError],
-    ['an untrusted certificate', socketError('SELF_SIGNED_CERT_IN_CHAIN', 'self-signed certificate in certificate chain'), TlsError],
-    ['a host name mismatch', socketError('ERR_TLS_CERT_ALTNAME_INVALID', "Hostname/IP does not match certificate's altnames"), TlsError],
+    [
+      'an untrusted certificate',
+      socketError('SELF_SIGNED_CERT_IN_CHAIN', 'self-signed certificate in certificate chain'),
+      TlsError,
+    ],
+    [
+      'a host name mismatch',
+      socketError(
+        'ERR_TLS_CERT_ALTNAME_INVALID',
+        "Hostname/IP does not match certificate's altnames",
+      ),
+      TlsError,
+    ],
     ['a server without TLS', new Error('The server does not support SSL connections'), TlsError],
   ])('classifies %s', (_, error, type) => {
     const classified = classifyPostgresError(error, login);
@@ -44,12 +99,20 @@ describe('postgres failure classification', () => {
   });
 
   it('only wrong credentials are authentication errors', () => {
-    const others = [socketError('ECONNREFUSED'), serverError('53300', 'too many'), new Error('timeout expired')];
-    for (const error of others) expect(classifyPostgresError(error, login)).not.toBeInstanceOf(AuthenticationError);
+    const others = [
+      socketError('ECONNREFUSED'),
+      serverError('53300', 'too many'),
+      new Error('timeout expired'),
+    ];
+    for (const error of others)
+      expect(classifyPostgresError(error, login)).not.toBeInstanceOf(AuthenticationError);
   });
 
   it('scrubs the password should a driver message ever quote it', () => {
-    const classified = classifyPostgresError(new Error(`odd failure near "${login.password}"`), login);
+    const classified = classifyPostgresError(
+      new Error(`odd failure near "${login.password}"`),
+      login,
+    );
     expect(classified.message).not.toContain(login.password);
     expect(classified.message).toContain('***');
   });

@@ -1,5 +1,5 @@
-import { afterAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ResourceExistsException } from '@aws-sdk/client-secrets-manager';
+import { afterAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
   AuthenticationError,
   ConfigurationError,
@@ -34,7 +34,13 @@ beforeEach(() => {
 });
 
 const secretValue = (overrides: Record<string, unknown> = {}) =>
-  JSON.stringify({ engine: 'postgres', host: HOST, username: 'app', password: 'current-password-1', ...overrides });
+  JSON.stringify({
+    engine: 'postgres',
+    host: HOST,
+    username: 'app',
+    password: 'current-password-1',
+    ...overrides,
+  });
 
 function singleUserSecret(overrides: Record<string, unknown> = {}) {
   db.addUser(HOST, 'app', 'current-password-1');
@@ -42,7 +48,12 @@ function singleUserSecret(overrides: Record<string, unknown> = {}) {
 }
 
 function singleUserHandler(env: Record<string, string> = {}, metrics?: StepMetrics) {
-  return createRotationHandler({ strategy: singleUser(db), logger: logs, env, ...(metrics ? { metrics } : {}) });
+  return createRotationHandler({
+    strategy: singleUser(db),
+    logger: logs,
+    env,
+    ...(metrics ? { metrics } : {}),
+  });
 }
 
 const context = { getRemainingTimeInMillis: () => 30_000 };
@@ -59,38 +70,77 @@ function event(secretId: string, token: string, step: Step, rotationToken?: stri
 const callsOf = (command: string) => fake.calls.filter((call) => call.command === command);
 
 describe('rotation event validation', () => {
-  const valid = { Step: 'createSecret', SecretId: 'arn:secret', ClientRequestToken: 'a'.repeat(36) };
+  const valid = {
+    Step: 'createSecret',
+    SecretId: 'arn:secret',
+    ClientRequestToken: 'a'.repeat(36),
+  };
   it.each([
     ['a non-object event', 'text', /must be an object, got a string/],
     ['a null event', null, /must be an object, got null/],
     ['a missing Step', { ...valid, Step: undefined }, /field Step is missing/],
-    ['an unknown Step', { ...valid, Step: 'rotate' }, /field Step must be one of createSecret, setSecret, testSecret, finishSecret, got "rotate"/],
-    ['a numeric SecretId', { ...valid, SecretId: 42 }, /field SecretId must be a string, got a number/],
-    ['an empty SecretId', { ...valid, SecretId: '' }, /field SecretId must be 1 to 2048 characters, got 0/],
-    ['a short ClientRequestToken', { ...valid, ClientRequestToken: 'abc' }, /field ClientRequestToken must be 32 to 64 characters, got 3/],
-    ['a missing ClientRequestToken', { ...valid, ClientRequestToken: undefined }, /field ClientRequestToken is missing/],
-    ['a non-string RotationToken', { ...valid, RotationToken: ['x'] }, /field RotationToken must be a string, got an array/],
-  ])('rejects %s with an error naming the field, before calling Secrets Manager', async (_, input, message) => {
-    // Prepare
-    const handler = singleUserHandler();
+    [
+      'an unknown Step',
+      { ...valid, Step: 'rotate' },
+      /field Step must be one of createSecret, setSecret, testSecret, finishSecret, got "rotate"/,
+    ],
+    [
+      'a numeric SecretId',
+      { ...valid, SecretId: 42 },
+      /field SecretId must be a string, got a number/,
+    ],
+    [
+      'an empty SecretId',
+      { ...valid, SecretId: '' },
+      /field SecretId must be 1 to 2048 characters, got 0/,
+    ],
+    [
+      'a short ClientRequestToken',
+      { ...valid, ClientRequestToken: 'abc' },
+      /field ClientRequestToken must be 32 to 64 characters, got 3/,
+    ],
+    [
+      'a missing ClientRequestToken',
+      { ...valid, ClientRequestToken: undefined },
+      /field ClientRequestToken is missing/,
+    ],
+    [
+      'a non-string RotationToken',
+      { ...valid, RotationToken: ['x'] },
+      /field RotationToken must be a string, got an array/,
+    ],
+  ])(
+    'rejects %s with an error naming the field, before calling Secrets Manager',
+    async (_, input, message) => {
+      // Prepare
+      const handler = singleUserHandler();
 
-    // Act
-    const failure = await handler(input, context).catch((error: unknown) => error);
+      // Act
+      const failure = await handler(input, context).catch((error: unknown) => error);
 
-    // Assess
-    expect(failure).toBeInstanceOf(InvalidEventError);
-    expect((failure as Error).message).toMatch(message);
-    expect(fake.calls).toHaveLength(0);
-  });
+      // Assess
+      expect(failure).toBeInstanceOf(InvalidEventError);
+      expect((failure as Error).message).toMatch(message);
+      expect(fake.calls).toHaveLength(0);
+    },
+  );
 });
 
 describe('password policy', () => {
   it.each([
-    [{ PASSWORD_LENGTH: 'long' }, /PASSWORD_LENGTH must be a whole number from 1 to 4096, got "long"/],
+    [
+      { PASSWORD_LENGTH: 'long' },
+      /PASSWORD_LENGTH must be a whole number from 1 to 4096, got "long"/,
+    ],
     [{ PASSWORD_LENGTH: '0' }, /PASSWORD_LENGTH/],
     [{ EXCLUDE_NUMBERS: 'yes' }, /EXCLUDE_NUMBERS must be "true" or "false", got "yes"/],
     [
-      { EXCLUDE_NUMBERS: 'true', EXCLUDE_PUNCTUATION: 'TRUE', EXCLUDE_UPPERCASE: 'true', EXCLUDE_LOWERCASE: 'true' },
+      {
+        EXCLUDE_NUMBERS: 'true',
+        EXCLUDE_PUNCTUATION: 'TRUE',
+        EXCLUDE_UPPERCASE: 'true',
+        EXCLUDE_LOWERCASE: 'true',
+      },
       /nothing is left/,
     ],
   ])('fails at creation, naming the variable, for %o', (env, message) => {
@@ -131,7 +181,10 @@ describe('password policy', () => {
     const secretId = singleUserSecret();
     const token = fake.startRotation(secretId);
     await singleUserHandler()(event(secretId, token, 'createSecret'), context);
-    expect(callsOf('GetRandomPassword')[0]?.input).toMatchObject({ PasswordLength: 32, ExcludeCharacters: ':/@"\'\\' });
+    expect(callsOf('GetRandomPassword')[0]?.input).toMatchObject({
+      PasswordLength: 32,
+      ExcludeCharacters: ':/@"\'\\',
+    });
   });
 });
 
@@ -141,7 +194,10 @@ describe('protocol guards', () => {
     const token = fake.startRotation(secretId);
     fake.setRotationEnabled(secretId, false);
 
-    const failure = await singleUserHandler()(event(secretId, token, 'createSecret'), context).catch((e: unknown) => e);
+    const failure = await singleUserHandler()(
+      event(secretId, token, 'createSecret'),
+      context,
+    ).catch((e: unknown) => e);
 
     expect(failure).toBeInstanceOf(StageError);
     expect((failure as Error).message).toBe(
@@ -159,7 +215,10 @@ describe('protocol guards', () => {
 
   it('refuses a token that is not a version of the secret', async () => {
     const secretId = singleUserSecret();
-    const failure = await singleUserHandler()(event(secretId, 'f'.repeat(36), 'setSecret'), context).catch((e: unknown) => e);
+    const failure = await singleUserHandler()(
+      event(secretId, 'f'.repeat(36), 'setSecret'),
+      context,
+    ).catch((e: unknown) => e);
     expect(failure).toBeInstanceOf(StageError);
     expect((failure as Error).message).toMatch(/version f{36} is not a version of the secret/);
   });
@@ -170,7 +229,9 @@ describe('protocol guards', () => {
     const old = fake.versionOf(secretId) as string;
     await rotate({ fake, secretId, invoke: (e) => singleUserHandler()(e, context) });
 
-    const failure = await singleUserHandler()(event(secretId, old, 'setSecret'), context).catch((e: unknown) => e);
+    const failure = await singleUserHandler()(event(secretId, old, 'setSecret'), context).catch(
+      (e: unknown) => e,
+    );
 
     expect(failure).toBeInstanceOf(StageError);
     expect((failure as Error).message).toMatch(/is not AWSPENDING/);
@@ -191,7 +252,10 @@ describe('protocol guards', () => {
     const secretId = singleUserSecret();
     const token = fake.startRotation(secretId);
     fake.deleteSecret({ SecretId: secretId, RecoveryWindowInDays: 7 });
-    const failure = await singleUserHandler()(event(secretId, token, 'createSecret'), context).catch((e: unknown) => e);
+    const failure = await singleUserHandler()(
+      event(secretId, token, 'createSecret'),
+      context,
+    ).catch((e: unknown) => e);
     expect(failure).toBeInstanceOf(StageError);
     expect((failure as Error).message).toMatch(/scheduled for deletion/);
   });
@@ -209,7 +273,10 @@ describe('createSecret', () => {
     // Assess
     expect(fake.versionOf(secretId, 'AWSPENDING')).toBe(token);
     const pending = JSON.parse(fake.valueOf(secretId, 'AWSPENDING') as string);
-    expect(pending).toEqual({ ...JSON.parse(secretValue({ dbname: 'orders', proxy: 'orders-proxy' })), password: fake.generatedPasswords[0] });
+    expect(pending).toEqual({
+      ...JSON.parse(secretValue({ dbname: 'orders', proxy: 'orders-proxy' })),
+      password: fake.generatedPasswords[0],
+    });
     expect(fake.putRotationTokens).toEqual(['rotation-token-1']);
   });
 
@@ -245,7 +312,12 @@ describe('createSecret', () => {
     vi.spyOn(fake, 'putSecretValue').mockImplementation((input) => {
       if (!raced) {
         raced = true;
-        original({ SecretId: secretId, ClientRequestToken: token, SecretString: winner, VersionStages: ['AWSPENDING'] });
+        original({
+          SecretId: secretId,
+          ClientRequestToken: token,
+          SecretString: winner,
+          VersionStages: ['AWSPENDING'],
+        });
       }
       return original(input);
     });
@@ -255,7 +327,9 @@ describe('createSecret', () => {
 
     // Assess
     expect(fake.valueOf(secretId, 'AWSPENDING')).toBe(winner);
-    expect(logs.messages()).toContain('an overlapping invocation created the pending value first; keeping it');
+    expect(logs.messages()).toContain(
+      'an overlapping invocation created the pending value first; keeping it',
+    );
     vi.restoreAllMocks();
   });
 
@@ -275,8 +349,14 @@ describe('createSecret', () => {
   it('fails when PutSecretValue reports another value but none can be read back', async () => {
     const secretId = singleUserSecret();
     const token = fake.startRotation(secretId);
-    fake.failNext('PutSecretValue', new ResourceExistsException({ message: 'exists', $metadata: {} }));
-    const failure = await singleUserHandler()(event(secretId, token, 'createSecret'), context).catch((e: unknown) => e);
+    fake.failNext(
+      'PutSecretValue',
+      new ResourceExistsException({ message: 'exists', $metadata: {} }),
+    );
+    const failure = await singleUserHandler()(
+      event(secretId, token, 'createSecret'),
+      context,
+    ).catch((e: unknown) => e);
     expect(failure).toBeInstanceOf(StageError);
     expect(fake.valueOf(secretId, 'AWSPENDING')).toBeUndefined();
   });
@@ -284,15 +364,35 @@ describe('createSecret', () => {
 
 describe('bad secret values', () => {
   const cases: [string, string, RegExp][] = [
-    ['malformed JSON', '{"engine": "postgres", "password": "hunter2-leak', /AWSCURRENT is not valid JSON/],
+    [
+      'malformed JSON',
+      '{"engine": "postgres", "password": "hunter2-leak',
+      /AWSCURRENT is not valid JSON/,
+    ],
     ['a JSON array', '["postgres"]', /AWSCURRENT must be a JSON object/],
     ['a missing host', secretValue({ host: undefined }), /AWSCURRENT: field "host" is missing/],
     ['a missing username', secretValue({ username: undefined }), /field "username" is missing/],
     ['an empty password', secretValue({ password: '' }), /field "password" is empty/],
-    ['a numeric username', secretValue({ username: 7 }), /field "username" must be a string, got number/],
-    ['a wrong engine', secretValue({ engine: 'mysql' }), /field "engine" is "mysql"; this function rotates MemoryDB \(postgres, aurora-postgresql\)/],
-    ['a port out of range', secretValue({ port: 70000 }), /field "port" must be a whole number from 1 to 65535/],
-    ['an ssl that is not a boolean', secretValue({ ssl: 'require' }), /field "ssl" must be true or false/],
+    [
+      'a numeric username',
+      secretValue({ username: 7 }),
+      /field "username" must be a string, got number/,
+    ],
+    [
+      'a wrong engine',
+      secretValue({ engine: 'mysql' }),
+      /field "engine" is "mysql"; this function rotates MemoryDB \(postgres, aurora-postgresql\)/,
+    ],
+    [
+      'a port out of range',
+      secretValue({ port: 70000 }),
+      /field "port" must be a whole number from 1 to 65535/,
+    ],
+    [
+      'an ssl that is not a boolean',
+      secretValue({ ssl: 'require' }),
+      /field "ssl" must be true or false/,
+    ],
   ];
 
   it.each(cases)('rejects %s naming the field, and changes nothing', async (_, value, message) => {
@@ -302,7 +402,10 @@ describe('bad secret values', () => {
     const token = fake.startRotation(secretId);
 
     // Act
-    const failure = await singleUserHandler()(event(secretId, token, 'createSecret'), context).catch((e: unknown) => e);
+    const failure = await singleUserHandler()(
+      event(secretId, token, 'createSecret'),
+      context,
+    ).catch((e: unknown) => e);
 
     // Assess
     expect(failure).toBeInstanceOf(InvalidSecretError);
@@ -314,8 +417,16 @@ describe('bad secret values', () => {
   });
 
   it.each([
-    ['another user', { username: 'admin' }, /AWSPENDING names user "admin" but AWSCURRENT names "app"/],
-    ['another host', { host: 'evil.example.com' }, /AWSPENDING names host evil.example.com:5432 but AWSCURRENT names/],
+    [
+      'another user',
+      { username: 'admin' },
+      /AWSPENDING names user "admin" but AWSCURRENT names "app"/,
+    ],
+    [
+      'another host',
+      { host: 'evil.example.com' },
+      /AWSPENDING names host evil.example.com:5432 but AWSCURRENT names/,
+    ],
     ['another port', { port: 6432 }, /AWSPENDING names host .*:6432/],
   ])('refuses an AWSPENDING that names %s and changes nothing', async (_, overrides, message) => {
     // Prepare: someone wrote AWSPENDING by hand.
@@ -329,7 +440,9 @@ describe('bad secret values', () => {
     });
 
     // Act
-    const failure = await singleUserHandler()(event(secretId, token, 'setSecret'), context).catch((e: unknown) => e);
+    const failure = await singleUserHandler()(event(secretId, token, 'setSecret'), context).catch(
+      (e: unknown) => e,
+    );
 
     // Assess
     expect(failure).toBeInstanceOf(InvalidSecretError);
@@ -399,7 +512,9 @@ describe('single user', () => {
     const result = await run(secretId);
     expect(result.failedStep).toBe('setSecret');
     expect(result.error).toBeInstanceOf(AuthenticationError);
-    expect(String(result.error)).toMatch(/setSecret of secret .*orders\/app.*: user "app" at .* refuses AWSPENDING, AWSCURRENT and AWSPREVIOUS/);
+    expect(String(result.error)).toMatch(
+      /setSecret of secret .*orders\/app.*: user "app" at .* refuses AWSPENDING, AWSCURRENT and AWSPREVIOUS/,
+    );
     expect(db.passwordOf(HOST, 'app')).toBe('changed-by-someone');
   });
 
@@ -414,13 +529,16 @@ describe('single user', () => {
     // Assess
     expect(result.failedStep).toBe('setSecret');
     expect(result.error).toBeInstanceOf(HostUnreachableError);
-    expect(db.actions).toEqual(['connect app@' + HOST]);
+    expect(db.actions).toEqual([`connect app@${HOST}`]);
     expect(db.passwordOf(HOST, 'app')).toBe('current-password-1');
   });
 
   it('retries "too many connections" within the time left', async () => {
     const secretId = singleUserSecret();
-    db.failNextConnect(new TooManyConnectionsError('no slot'), new TooManyConnectionsError('no slot'));
+    db.failNextConnect(
+      new TooManyConnectionsError('no slot'),
+      new TooManyConnectionsError('no slot'),
+    );
     const result = await run(secretId);
     expect(result.completed, String(result.error)).toBe(true);
     expect(logs.messages().filter((m) => m.includes('no free connection slot'))).toHaveLength(2);
@@ -437,9 +555,13 @@ describe('single user', () => {
   it('fails setSecret clearly when createSecret has not run', async () => {
     const secretId = singleUserSecret();
     const token = fake.startRotation(secretId);
-    const failure = await singleUserHandler()(event(secretId, token, 'setSecret'), context).catch((e: unknown) => e);
+    const failure = await singleUserHandler()(event(secretId, token, 'setSecret'), context).catch(
+      (e: unknown) => e,
+    );
     expect(failure).toBeInstanceOf(StageError);
-    expect((failure as Error).message).toMatch(/AWSPENDING version .* has no value yet \(createSecret has not run\)/);
+    expect((failure as Error).message).toMatch(
+      /AWSPENDING version .* has no value yet \(createSecret has not run\)/,
+    );
   });
 
   it('records one metric per step with its outcome', async () => {
@@ -463,7 +585,9 @@ describe('single user', () => {
     const secretId = singleUserSecret();
     db.addUser(HOST, 'app', 'current-password-1');
     const result = await run(secretId);
-    const leaked = fake.allStoredValues().flatMap((value) => [JSON.parse(value).password as string]);
+    const leaked = fake
+      .allStoredValues()
+      .flatMap((value) => [JSON.parse(value).password as string]);
     expect(result.completed).toBe(true);
     expect(logs.lines.length).toBeGreaterThan(4);
     for (const password of leaked) expect(logs.text()).not.toContain(password);
@@ -477,17 +601,30 @@ describe('alternating users', () => {
     db.addUser(HOST, 'root', 'master-password-1', { superuser: true });
     const masterArn = fake.createSecret({
       name: 'master',
-      secretString: JSON.stringify({ engine: 'postgres', host: HOST, username: 'root', password: 'master-password-1', ...master }),
+      secretString: JSON.stringify({
+        engine: 'postgres',
+        host: HOST,
+        username: 'root',
+        password: 'master-password-1',
+        ...master,
+      }),
     });
-    return fake.createSecret({ name: 'orders/app', secretString: secretValue({ masterarn: masterArn, ...overrides }) });
+    return fake.createSecret({
+      name: 'orders/app',
+      secretString: secretValue({ masterarn: masterArn, ...overrides }),
+    });
   }
-  const handler = () => createRotationHandler({ strategy: alternatingUsers(db), logger: logs, env: {} });
-  const run = (secretId: string) => rotate({ fake, secretId, invoke: (e) => handler()(e, context) });
+  const handler = () =>
+    createRotationHandler({ strategy: alternatingUsers(db), logger: logs, env: {} });
+  const run = (secretId: string) =>
+    rotate({ fake, secretId, invoke: (e) => handler()(e, context) });
 
   it('creates the clone once, like the original, then only changes passwords', async () => {
     const secretId = setup();
     for (let i = 0; i < 3; i++) expect((await run(secretId)).completed).toBe(true);
-    expect(db.actions.filter((a) => a.startsWith('create') || a.startsWith('set password'))).toEqual([
+    expect(
+      db.actions.filter((a) => a.startsWith('create') || a.startsWith('set password')),
+    ).toEqual([
       `create app_clone@${HOST} like app`,
       `set password app@${HOST} as root`,
       `set password app_clone@${HOST} as root`,
@@ -538,12 +675,20 @@ describe('alternating users', () => {
     fake.putSecretValue({
       SecretId: secretId,
       ClientRequestToken: token,
-      SecretString: secretValue({ username: 'root', password: 'pending-password-1', masterarn: MASTER }),
+      SecretString: secretValue({
+        username: 'root',
+        password: 'pending-password-1',
+        masterarn: MASTER,
+      }),
       VersionStages: ['AWSPENDING'],
     });
-    const failure = await handler()(event(secretId, token, 'setSecret'), context).catch((e: unknown) => e);
+    const failure = await handler()(event(secretId, token, 'setSecret'), context).catch(
+      (e: unknown) => e,
+    );
     expect(failure).toBeInstanceOf(InvalidSecretError);
-    expect((failure as Error).message).toMatch(/AWSPENDING names user "root"; alternating from "app" it must be "app_clone"/);
+    expect((failure as Error).message).toMatch(
+      /AWSPENDING names user "root"; alternating from "app" it must be "app_clone"/,
+    );
     expect(db.actions).toEqual([]);
   });
 
