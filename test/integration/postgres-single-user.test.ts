@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
-import { ConnectionError } from '../../shared/common/errors.js';
+import { ConnectionError, TlsError } from '../../shared/common/errors.js';
 import { createPostgres } from '../../shared/databases/postgres.js';
 import { singleUser } from '../../shared/strategies/single-user.js';
 import { ALL_PUNCTUATION, PgAdmin, queryAs, randomName, signsIn } from '../support/pg-admin.js';
@@ -40,7 +40,7 @@ describe('postgres single user', () => {
         username: name,
         password,
         dbname: 'postgres',
-        ssl: false,
+        ...(options.ssl === null ? {} : { ssl: options.ssl ?? false }),
         team: 'payments',
       }),
     });
@@ -204,5 +204,36 @@ describe('postgres single user', () => {
     const hashes = await admin.passwordHashes([name]);
     expect(hashes[name]).toMatch(/^SCRAM-SHA-256\$4096:/);
     expect(await signsIn(login(name, harness.secret(secretId).password))).toBe(true);
+  });
+
+  it('falls back to plaintext with a warning when ssl is absent and the server offers no TLS', async () => {
+    // Prepare: this server has no certificate; the secret leaves ssl out ("TLS preferred").
+    const { name, secretId } = await provision({ ssl: null });
+
+    // Act
+    const result = await harness.rotate(handler(), secretId);
+
+    // Assess
+    expect(result.completed, String(result.error)).toBe(true);
+    expect(await signsIn(login(name, harness.secret(secretId).password))).toBe(true);
+    const warnings = harness.logs.lines.filter(
+      (line) => line.level === 'warn' && line.attributes.user === name,
+    );
+    expect(warnings[0]?.message).toMatch(/server offers no TLS; connecting in plaintext/);
+  });
+
+  it('fails with a TLS error and changes nothing when ssl is true and the server offers no TLS', async () => {
+    // Prepare
+    const { name, password, secretId } = await provision({ ssl: true });
+    const hashBefore = await admin.passwordHashes([name]);
+
+    // Act
+    const result = await harness.rotate(handler(), secretId);
+
+    // Assess
+    expect(result.failedStep).toBe('setSecret');
+    expect(result.error).toBeInstanceOf(TlsError);
+    expect(await admin.passwordHashes([name])).toEqual(hashBefore);
+    expect(await signsIn(login(name, password))).toBe(true);
   });
 });
