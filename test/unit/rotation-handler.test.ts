@@ -552,6 +552,23 @@ describe('single user', () => {
     expect(logs.messages()).toContain('AWSCURRENT signs in and runs a query');
   });
 
+  it('never moves AWSCURRENT to a version that has no value', async () => {
+    // Prepare: finishSecret arrives for a rotation whose createSecret never ran.
+    const secretId = singleUserSecret();
+    const current = fake.versionOf(secretId);
+    const token = fake.startRotation(secretId);
+
+    // Act
+    const failure = await singleUserHandler()(event(secretId, token, 'finishSecret'), context).catch(
+      (e: unknown) => e,
+    );
+
+    // Assess
+    expect(failure).toBeInstanceOf(StageError);
+    expect(fake.versionOf(secretId)).toBe(current);
+    expect(callsOf('UpdateSecretVersionStage')).toHaveLength(0);
+  });
+
   it('fails setSecret clearly when createSecret has not run', async () => {
     const secretId = singleUserSecret();
     const token = fake.startRotation(secretId);
