@@ -229,11 +229,19 @@ export function createRotationHandler<S>(options: RotationHandlerOptions<S>): Ro
         }
         const value = await strategy.createPending(context);
         for (const secret of strategy.secretsOf(value)) secrets.add(secret);
-        if (await store.putPending(token, strategy.serialize(value), event.RotationToken)) {
+        let stored: boolean;
+        try {
+          stored = await store.putPending(token, strategy.serialize(value), event.RotationToken);
+        } catch (error) {
+          await discard(context, value, error);
+          throw error;
+        }
+        if (stored) {
           logger.info('created pending value');
           return false;
         }
         // ResourceExistsException: an overlapping invocation stored its value first. Keep it.
+        await discard(context, value);
         if ((await parseStored(Stage.pending, token)) === undefined) {
           throw new StageError(`version ${token} holds a value that cannot be read as AWSPENDING`);
         }
@@ -260,10 +268,28 @@ export function createRotationHandler<S>(options: RotationHandlerOptions<S>): Ro
           labels?.includes(Stage.current),
         )?.[0];
         await context.pending();
+        if (strategy.afterFinish) {
+          // afterFinish decides from the labels as they were before the move.
+          await Promise.all([context.current(), context.previous()]);
+        }
         await store.moveCurrent(token, holder);
         logger.info('moved AWSCURRENT to the pending version', { from: holder });
         await strategy.afterFinish?.(context);
         return false;
+      }
+    }
+  }
+
+  /** Lets the strategy undo an unstored pending value; a failure there is reported, not hidden. */
+  async function discard(context: StepContext<S>, value: S, cause?: unknown): Promise<void> {
+    if (!strategy.discardPending) return;
+    try {
+      await strategy.discardPending(context, value);
+      context.logger.info('discarded the pending value that was not stored');
+    } catch (error) {
+      context.logger.error('could not discard the pending value that was not stored', { error });
+      if (cause instanceof RotationError) {
+        cause.message += ' (and discarding the unstored pending value failed too)';
       }
     }
   }

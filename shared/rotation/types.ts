@@ -82,6 +82,12 @@ export interface Strategy<S> {
   secretsOf(value: S): string[];
   /** The pending value, derived from AWSCURRENT (new password, other user, new key). */
   createPending(step: StepContext<S>): Promise<S>;
+  /**
+   * Undoes what createPending did outside Secrets Manager when its value was not stored
+   * (PutSecretValue failed, or an overlapping invocation stored another value first): for
+   * example, revoke a freshly minted API key so that no one is left holding it.
+   */
+  discardPending?(step: StepContext<S>, value: S): Promise<void>;
   /** Makes the protected service accept AWSPENDING. Idempotent; never locks out AWSCURRENT. */
   setPending(step: StepContext<S>): Promise<void>;
   /** Proves AWSPENDING works. */
@@ -91,6 +97,10 @@ export interface Strategy<S> {
    * RotateImmediately=false): usually a sign-in with AWSCURRENT.
    */
   testCurrent?(step: StepContext<S>): Promise<void>;
-  /** Runs after AWSCURRENT moved to the token (for example: revoke a superseded key). */
+  /**
+   * Runs after AWSCURRENT moved to the token (for example: revoke a superseded key). In it,
+   * `current()` and `previous()` still answer what AWSCURRENT and AWSPREVIOUS were *before*
+   * the move: the protocol reads them first.
+   */
   afterFinish?(step: StepContext<S>): Promise<void>;
 }

@@ -559,9 +559,10 @@ describe('single user', () => {
     const token = fake.startRotation(secretId);
 
     // Act
-    const failure = await singleUserHandler()(event(secretId, token, 'finishSecret'), context).catch(
-      (e: unknown) => e,
-    );
+    const failure = await singleUserHandler()(
+      event(secretId, token, 'finishSecret'),
+      context,
+    ).catch((e: unknown) => e);
 
     // Assess
     expect(failure).toBeInstanceOf(StageError);
