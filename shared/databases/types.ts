@@ -53,6 +53,12 @@ export interface Database<C> {
   userExists(connection: C, user: string): Promise<boolean>;
   /** Creates `user` with `password` and the privileges of `like`, atomically. */
   createUserLike(connection: C, user: string, password: string, like: string): Promise<void>;
+  /**
+   * Makes `user`'s privileges equal to `like`'s (grants, roles, account options), for
+   * servers where a clone does not follow its original by itself. Idempotent. Resolves a short
+   * description of each difference it fixed, for the log (never a secret).
+   */
+  syncPrivileges?(connection: C, user: string, like: string): Promise<string[]>;
   /** A harmless query that proves the session works. */
   ping(connection: C): Promise<void>;
   /** Closes the connection; never throws. */

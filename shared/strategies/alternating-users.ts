@@ -205,6 +205,17 @@ export function alternatingUsers<C>(
       };
       await withConnection(db, masterLogin, step, async (connection) => {
         if (await db.userExists(connection, pending.username)) {
+          // Privileges first: once the password is set, a retry finds AWSPENDING signing in
+          // and stops early, so the reconciliation must already be done by then.
+          const changes =
+            (await db.syncPrivileges?.(connection, pending.username, current.username)) ?? [];
+          if (changes.length > 0) {
+            step.logger.info("reconciled the alternate user's privileges with AWSCURRENT's", {
+              user: pending.username,
+              like: current.username,
+              changes,
+            });
+          }
           await db.setPassword(connection, pending.username, pending.password);
           step.logger.info('changed the password of the alternate user', {
             user: pending.username,

@@ -25,7 +25,13 @@ describe('postgres single user', () => {
 
   /** A user with a password and a secret describing it. */
   async function provision(
-    options: { name?: string; password?: string; host?: string; port?: number; ssl?: boolean | null } = {},
+    options: {
+      name?: string;
+      password?: string;
+      host?: string;
+      port?: number;
+      ssl?: boolean | null;
+    } = {},
   ) {
     const name = options.name ?? randomName('single');
     const password = options.password ?? `initial-${randomName('pw')}`;

@@ -106,6 +106,28 @@ export class MemoryDatabase implements Database<MemoryConnection> {
     this.actions.push(`create ${user}@${connection.host} like ${like}`);
   }
 
+  /** Grants of each user, for servers whose clones must be reconciled (MySQL, MongoDB). */
+  readonly grants = new Map<string, string[]>();
+
+  async syncPrivileges(
+    connection: MemoryConnection,
+    user: string,
+    like: string,
+  ): Promise<string[]> {
+    if (!this.user(connection.host, connection.user)?.superuser) {
+      throw new DatabaseError(`permission denied to grant to "${user}"`);
+    }
+    const want = this.grants.get(like) ?? [];
+    const have = this.grants.get(user) ?? [];
+    const changes = [
+      ...want.filter((grant) => !have.includes(grant)).map((grant) => `granted ${grant}`),
+      ...have.filter((grant) => !want.includes(grant)).map((grant) => `revoked ${grant}`),
+    ];
+    this.grants.set(user, [...want]);
+    this.actions.push(`sync ${user}@${connection.host} like ${like}`);
+    return changes;
+  }
+
   async ping(connection: MemoryConnection): Promise<void> {
     if (!this.open.has(connection.id)) throw new DatabaseError('connection is closed');
   }

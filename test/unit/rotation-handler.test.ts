@@ -651,6 +651,31 @@ describe('alternating users', () => {
     expect(db.open.size).toBe(0);
   });
 
+  it("reconciles the alternate user's privileges before changing its password, every rotation", async () => {
+    // Prepare: the clone exists; the original gained a grant since.
+    const secretId = setup();
+    await run(secretId);
+    db.grants.set('app', ['SELECT ON orders']);
+    db.grants.set('app_clone', ['DELETE ON orders']);
+    await run(secretId);
+    db.grants.set('app', ['SELECT ON orders', 'INSERT ON orders']);
+    db.actions.length = 0;
+
+    // Act: the third rotation changes app_clone again.
+    const result = await run(secretId);
+
+    // Assess
+    expect(result.completed, String(result.error)).toBe(true);
+    expect(db.grants.get('app_clone')).toEqual(['SELECT ON orders', 'INSERT ON orders']);
+    const changes = db.actions.filter((a) => a.startsWith('sync') || a.startsWith('set password'));
+    expect(changes).toEqual([
+      `sync app_clone@${HOST} like app`,
+      `set password app_clone@${HOST} as root`,
+    ]);
+    const line = logs.lines.findLast((l) => l.message.startsWith('reconciled the alternate user'));
+    expect(line?.attributes.changes).toEqual(['granted INSERT ON orders']);
+  });
+
   it('runs every step twice and ends as if each ran once', async () => {
     const secretId = setup();
     const token = fake.startRotation(secretId);
