@@ -21,6 +21,10 @@ import { databaseSecretStrategy, requireSameServer } from './single-user.js';
 
 const CLONE_SUFFIX = '_clone';
 
+/** The user without the clone suffix. */
+export const originalUsername = (username: string): string =>
+  username.endsWith(CLONE_SUFFIX) ? username.slice(0, -CLONE_SUFFIX.length) : username;
+
 /** `name` ↔ `name_clone`. */
 export const alternateUsername = (username: string): string =>
   username.endsWith(CLONE_SUFFIX)
@@ -205,14 +209,17 @@ export function alternatingUsers<C>(
       };
       await withConnection(db, masterLogin, step, async (connection) => {
         if (await db.userExists(connection, pending.username)) {
+          // The original (the name without _clone) is the source of truth: grants a DBA gives or
+          // takes from it are mirrored onto the clone, whichever of the two is AWSCURRENT.
           // Privileges first: once the password is set, a retry finds AWSPENDING signing in
           // and stops early, so the reconciliation must already be done by then.
-          const changes =
-            (await db.syncPrivileges?.(connection, pending.username, current.username)) ?? [];
+          const original = originalUsername(current.username);
+          const clone = `${original}${CLONE_SUFFIX}`;
+          const changes = (await db.syncPrivileges?.(connection, clone, original)) ?? [];
           if (changes.length > 0) {
-            step.logger.info("reconciled the alternate user's privileges with AWSCURRENT's", {
-              user: pending.username,
-              like: current.username,
+            step.logger.info("reconciled the clone's privileges with the original's", {
+              user: clone,
+              like: original,
               changes,
             });
           }

@@ -651,29 +651,38 @@ describe('alternating users', () => {
     expect(db.open.size).toBe(0);
   });
 
-  it("reconciles the alternate user's privileges before changing its password, every rotation", async () => {
-    // Prepare: the clone exists; the original gained a grant since.
+  it("mirrors the original's grants onto the clone before any password change, every rotation", async () => {
+    // Prepare: the clone exists (first rotation); a DBA then changes the original's grants.
     const secretId = setup();
     await run(secretId);
     db.grants.set('app', ['SELECT ON orders']);
     db.grants.set('app_clone', ['DELETE ON orders']);
-    await run(secretId);
-    db.grants.set('app', ['SELECT ON orders', 'INSERT ON orders']);
     db.actions.length = 0;
 
-    // Act: the third rotation changes app_clone again.
-    const result = await run(secretId);
+    // Act: the second rotation changes app's password; the third, app_clone's.
+    const second = await run(secretId);
+    const afterSecond = [...(db.grants.get('app_clone') ?? [])];
+    db.grants.set('app', ['SELECT ON orders', 'INSERT ON orders']);
+    const third = await run(secretId);
 
     // Assess
-    expect(result.completed, String(result.error)).toBe(true);
+    expect([second.completed, third.completed]).toEqual([true, true]);
+    expect(afterSecond).toEqual(['SELECT ON orders']);
+    expect(db.grants.get('app')).toEqual(['SELECT ON orders', 'INSERT ON orders']);
     expect(db.grants.get('app_clone')).toEqual(['SELECT ON orders', 'INSERT ON orders']);
-    const changes = db.actions.filter((a) => a.startsWith('sync') || a.startsWith('set password'));
-    expect(changes).toEqual([
+    expect(db.actions.filter((a) => a.startsWith('sync') || a.startsWith('set password'))).toEqual([
+      `sync app_clone@${HOST} like app`,
+      `set password app@${HOST} as root`,
       `sync app_clone@${HOST} like app`,
       `set password app_clone@${HOST} as root`,
     ]);
-    const line = logs.lines.findLast((l) => l.message.startsWith('reconciled the alternate user'));
-    expect(line?.attributes.changes).toEqual(['granted INSERT ON orders']);
+    const lines = logs.lines.filter(
+      (l) => l.message === "reconciled the clone's privileges with the original's",
+    );
+    expect(lines.map((l) => l.attributes.changes)).toEqual([
+      ['granted SELECT ON orders', 'revoked DELETE ON orders'],
+      ['granted INSERT ON orders'],
+    ]);
   });
 
   it('runs every step twice and ends as if each ran once', async () => {
