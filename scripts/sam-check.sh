@@ -54,8 +54,8 @@ if [[ ! -x "$venv/bin/sam" ]] || [[ "$("$venv/bin/sam" --version 2>/dev/null)" !
 fi
 
 if [[ ! -x node_modules/.bin/esbuild ]]; then
-  step "node_modules/ has no esbuild: npm ci"
-  npm ci --no-audit --no-fund
+  step "node_modules/ has no esbuild: npm install"
+  npm install --no-audit --no-fund
 fi
 
 # sam build runs `npm install --omit=dev` in a scratch copy, so esbuild (a devDependency) is not in
