@@ -5,6 +5,7 @@ import {
   ConnectTimeoutError,
   DatabaseError,
   HostUnreachableError,
+  InvalidSecretError,
   type RotationError,
   TlsError,
   TooManyConnectionsError,
@@ -249,6 +250,40 @@ export function createPostgres(options: PostgresOptions = {}): Database<Client> 
       } catch (error) {
         await client.query('ROLLBACK').catch(() => {});
         throw error;
+      }
+    },
+
+    async verifyClone(client, clone, original) {
+      const result = await run(
+        client,
+        'checking the clone',
+        clone,
+        `SELECT r.rolname, r.rolsuper, r.rolcreaterole, r.rolcreatedb, r.rolreplication, r.rolbypassrls,
+                pg_has_role(r.rolname, $2, 'MEMBER') AS member_of_original
+           FROM pg_roles r WHERE r.rolname = ANY($1)`,
+        [[clone, original], original],
+      );
+      const cloneRow = result.rows.find((row) => row.rolname === clone);
+      const originalRow = result.rows.find((row) => row.rolname === original);
+      if (!cloneRow || !originalRow) return;
+      if (!cloneRow.member_of_original) {
+        throw new InvalidSecretError(
+          `PostgreSQL user "${clone}" exists but is not a member of "${original}": not a clone made by this function; refusing to take it over`,
+          'username',
+        );
+      }
+      const extra = [
+        'rolsuper',
+        'rolcreaterole',
+        'rolcreatedb',
+        'rolreplication',
+        'rolbypassrls',
+      ].filter((attribute) => cloneRow[attribute] && !originalRow[attribute]);
+      if (extra.length > 0) {
+        throw new InvalidSecretError(
+          `PostgreSQL user "${clone}" has ${extra.map((a) => a.slice(3).toUpperCase()).join(', ')}, which "${original}" lacks; refusing to hand out its password`,
+          'username',
+        );
       }
     },
 

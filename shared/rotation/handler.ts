@@ -1,10 +1,15 @@
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { RotationError, StageError } from '../common/errors.js';
-import { type RotationLogger, redactingLogger, silentLogger } from '../common/logger.js';
+import { InvalidSecretError, RotationError, StageError } from '../common/errors.js';
+import {
+  type RotationLogger,
+  redactingLogger,
+  scrubError,
+  silentLogger,
+} from '../common/logger.js';
 import { parseRotationEvent } from './event.js';
 import type { StepMetrics } from './metrics.js';
 import { passwordPolicyFromEnv } from './password-policy.js';
-import { SecretStore } from './secrets-store.js';
+import { isServiceError, SecretStore } from './secrets-store.js';
 import {
   type InvocationContext,
   type OtherSecret,
@@ -40,6 +45,21 @@ const withAttributes = (
   warn: (message, ...attributes) => logger.warn(message, Object.assign({}, fixed, ...attributes)),
   error: (message, ...attributes) => logger.error(message, Object.assign({}, fixed, ...attributes)),
 });
+
+/** Fields of another secret (the master) whose values must never be logged. */
+const CREDENTIAL_FIELD = /pass|secret|key|token|private/i;
+
+function credentialValues(secretString: string): string[] {
+  try {
+    const value: unknown = JSON.parse(secretString);
+    if (typeof value !== 'object' || value === null) return [secretString];
+    return Object.entries(value)
+      .filter(([field, item]) => typeof item === 'string' && CREDENTIAL_FIELD.test(field))
+      .map(([, item]) => item as string);
+  } catch {
+    return [secretString];
+  }
+}
 
 /** Without a Lambda context (tests, scripts) a step gets this long. */
 const DEFAULT_BUDGET_MS = 60_000;
@@ -90,6 +110,7 @@ export function createRotationHandler<S>(options: RotationHandlerOptions<S>): Ro
         error instanceof RotationError && event !== undefined
           ? error.withContext(event.Step, event.SecretId)
           : error;
+      scrubError(failure, secrets);
       logger.error('step failed', { error: failure });
       if (event !== undefined) {
         options.metrics?.record(
@@ -179,7 +200,9 @@ export function createRotationHandler<S>(options: RotationHandlerOptions<S>): Ro
         try {
           return await parseStored(Stage.previous);
         } catch (error) {
-          // A stale AWSPREVIOUS that no longer parses only removes one fallback.
+          // A stale AWSPREVIOUS that no longer parses only removes one fallback; any other
+          // failure (throttling, access denied) is a real error.
+          if (!(error instanceof InvalidSecretError)) throw error;
           logger.warn('AWSPREVIOUS does not parse; ignoring it', { error });
           return undefined;
         }
@@ -193,6 +216,7 @@ export function createRotationHandler<S>(options: RotationHandlerOptions<S>): Ro
             if (secretString === undefined) {
               throw new StageError(`secret ${secretId} has no AWSCURRENT value`);
             }
+            for (const value of credentialValues(secretString)) secrets.add(value);
             return {
               id: secretId,
               secretString,
@@ -229,11 +253,34 @@ export function createRotationHandler<S>(options: RotationHandlerOptions<S>): Ro
         }
         const value = await strategy.createPending(context);
         for (const secret of strategy.secretsOf(value)) secrets.add(secret);
+        const serialized = strategy.serialize(value);
         let stored: boolean;
         try {
-          stored = await store.putPending(token, strategy.serialize(value), event.RotationToken);
+          stored = await store.putPending(token, serialized, event.RotationToken);
         } catch (error) {
-          await discard(context, value, error);
+          // The write may have landed with its answer lost: discard only what is surely not stored.
+          const landed = await new SecretStore(client, event.SecretId)
+            .read({ versionId: token, stage: Stage.pending })
+            .then(
+              (text) => (text === undefined ? 'absent' : text === serialized ? 'ours' : 'other'),
+              () => 'unknown' as const,
+            );
+          if (landed === 'absent' || landed === 'other') {
+            const outcome = await discard(context, value);
+            if (outcome !== 'none') {
+              const message = error instanceof Error ? error.message : String(error);
+              throw new RotationError(
+                outcome === 'discarded'
+                  ? `storing the pending value failed, so the new credential was discarded: ${message}`
+                  : `storing the pending value failed, and discarding the new credential failed too: ${message}`,
+                { cause: error },
+              );
+            }
+          } else {
+            logger.warn('PutSecretValue failed but the pending value may be stored; keeping it', {
+              stored: landed,
+            });
+          }
           throw error;
         }
         if (stored) {
@@ -241,7 +288,11 @@ export function createRotationHandler<S>(options: RotationHandlerOptions<S>): Ro
           return false;
         }
         // ResourceExistsException: an overlapping invocation stored its value first. Keep it.
-        await discard(context, value);
+        if ((await discard(context, value)) === 'failed') {
+          throw new RotationError(
+            'an overlapping invocation stored its pending value first, and discarding ours failed',
+          );
+        }
         if ((await parseStored(Stage.pending, token)) === undefined) {
           throw new StageError(`version ${token} holds a value that cannot be read as AWSPENDING`);
         }
@@ -272,25 +323,35 @@ export function createRotationHandler<S>(options: RotationHandlerOptions<S>): Ro
           // afterFinish decides from the labels as they were before the move.
           await Promise.all([context.current(), context.previous()]);
         }
-        await store.moveCurrent(token, holder);
-        logger.info('moved AWSCURRENT to the pending version', { from: holder });
+        try {
+          await store.moveCurrent(token, holder);
+          logger.info('moved AWSCURRENT to the pending version', { from: holder });
+        } catch (error) {
+          // An overlapping finishSecret moved the label between our DescribeSecret and this call.
+          if (!isServiceError(error, 'InvalidParameterException')) throw error;
+          const fresh = await new SecretStore(client, event.SecretId).describe();
+          if (!fresh.VersionIdsToStages?.[token]?.includes(Stage.current)) throw error;
+          logger.info('an overlapping invocation moved AWSCURRENT to the pending version first');
+        }
         await strategy.afterFinish?.(context);
         return false;
       }
     }
   }
 
-  /** Lets the strategy undo an unstored pending value; a failure there is reported, not hidden. */
-  async function discard(context: StepContext<S>, value: S, cause?: unknown): Promise<void> {
-    if (!strategy.discardPending) return;
+  /** Lets the strategy undo an unstored pending value; never throws, says how it went. */
+  async function discard(
+    context: StepContext<S>,
+    value: S,
+  ): Promise<'none' | 'discarded' | 'failed'> {
+    if (!strategy.discardPending) return 'none';
     try {
       await strategy.discardPending(context, value);
       context.logger.info('discarded the pending value that was not stored');
+      return 'discarded';
     } catch (error) {
       context.logger.error('could not discard the pending value that was not stored', { error });
-      if (cause instanceof RotationError) {
-        cause.message += ' (and discarding the unstored pending value failed too)';
-      }
+      return 'failed';
     }
   }
 }

@@ -11,7 +11,8 @@ import {
 import { InvalidSecretError, StageError } from '../common/errors.js';
 import { Stage } from './types.js';
 
-const isNamed = (error: unknown, name: string): boolean =>
+/** True for a Secrets Manager error of this name (matched by name: the SDK may be bundled twice). */
+export const isServiceError = (error: unknown, name: string): boolean =>
   error instanceof Error && error.name === name;
 
 /** What the store reads of one version. */
@@ -66,7 +67,7 @@ export class SecretStore {
       }
       return output.SecretString;
     } catch (error) {
-      if (isNamed(error, 'ResourceNotFoundException')) return undefined;
+      if (isServiceError(error, 'ResourceNotFoundException')) return undefined;
       throw error;
     }
   }
@@ -86,7 +87,7 @@ export class SecretStore {
       this.values.set(`${token}/${Stage.pending}`, Promise.resolve(secretString));
       return true;
     } catch (error) {
-      if (isNamed(error, 'ResourceExistsException')) {
+      if (isServiceError(error, 'ResourceExistsException')) {
         this.values.delete(`${token}/${Stage.pending}`);
         return false;
       }

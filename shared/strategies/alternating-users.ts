@@ -4,7 +4,7 @@ import {
   type RdsEndpointResolver,
 } from '../aws/rds-endpoint.js';
 import { AuthenticationError, ConfigurationError, InvalidSecretError } from '../common/errors.js';
-import type { Database } from '../databases/types.js';
+import type { Database, TlsMode } from '../databases/types.js';
 import type { StepContext, Strategy } from '../rotation/types.js';
 import {
   type DatabaseSecret,
@@ -12,6 +12,7 @@ import {
   optionalString,
   parseJsonObject,
   parsePort,
+  parseTls,
   requiredString,
   sameHost,
   withCredentials,
@@ -43,6 +44,8 @@ interface MasterLogin {
   hosts: string[];
   port: number;
   dbname?: string;
+  /** The master secret's own `ssl`, when it has one. */
+  tls?: TlsMode;
 }
 
 /**
@@ -59,10 +62,11 @@ export function alternatingUsers<C>(
 ): Strategy<DatabaseSecret> {
   const base = databaseSecretStrategy(db);
 
+  let defaultResolver: RdsEndpointResolver | undefined;
   async function resolveEndpoint(arn: string) {
-    const resolver =
-      options.resolveRdsEndpoint ?? (await import('../aws/rds-endpoint.js')).rdsEndpointResolver();
-    return resolver(arn);
+    if (options.resolveRdsEndpoint) return options.resolveRdsEndpoint(arn);
+    defaultResolver ??= (await import('../aws/rds-endpoint.js')).rdsEndpointResolver();
+    return defaultResolver(arn);
   }
 
   /** Reads the master secret; finds its host through RDS when RDS manages it. */
@@ -85,6 +89,8 @@ export function alternatingUsers<C>(
     const username = requiredString(raw, 'username', source, db.maxUsernameLength);
     const host = optionalString(raw, 'host', source, 255);
     const dbname = optionalString(raw, 'dbname', source, 255);
+    const tls = raw.ssl === undefined || raw.ssl === null ? undefined : parseTls(raw, source);
+    const extra = { ...(dbname ? { dbname } : {}), ...(tls ? { tls } : {}) };
     if (host !== undefined) {
       const engine = optionalString(raw, 'engine', source, 64);
       if (engine !== undefined && !db.engines.includes(engine)) {
@@ -98,7 +104,7 @@ export function alternatingUsers<C>(
         password,
         hosts: [host],
         port: parsePort(raw, source, db.defaultPort),
-        ...(dbname ? { dbname } : {}),
+        ...extra,
       };
     }
     // RDS-managed master secrets hold only username and password; RDS tags them with the database.
@@ -131,7 +137,7 @@ export function alternatingUsers<C>(
       password,
       hosts: endpoint.hosts,
       port: endpoint.port,
-      ...(dbname ? { dbname } : {}),
+      ...extra,
     };
   }
 
@@ -206,6 +212,8 @@ export function alternatingUsers<C>(
         user: master.username,
         password: master.password,
         database: master.dbname ?? current.dbname,
+        // Whoever can write the app secret must not downgrade the master's sign-in to plaintext.
+        tls: master.tls ?? (current.tls === 'disable' ? 'prefer' : current.tls),
       };
       await withConnection(db, masterLogin, step, async (connection) => {
         if (await db.userExists(connection, pending.username)) {
@@ -215,6 +223,8 @@ export function alternatingUsers<C>(
           // and stops early, so the reconciliation must already be done by then.
           const original = originalUsername(current.username);
           const clone = `${original}${CLONE_SUFFIX}`;
+          // Never adopt an account that is not our clone: its password would be handed out.
+          await db.verifyClone?.(connection, clone, original);
           const changes = (await db.syncPrivileges?.(connection, clone, original)) ?? [];
           if (changes.length > 0) {
             step.logger.info("reconciled the clone's privileges with the original's", {
