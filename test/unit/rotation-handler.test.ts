@@ -327,9 +327,7 @@ describe('createSecret', () => {
 
     // Assess
     expect(fake.valueOf(secretId, 'AWSPENDING')).toBe(winner);
-    expect(logs.messages()).toContain(
-      'pending value already created; keeping it',
-    );
+    expect(logs.messages()).toContain('pending value already created; keeping it');
     vi.restoreAllMocks();
   });
 
