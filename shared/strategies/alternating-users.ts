@@ -183,13 +183,7 @@ export function alternatingUsers<C>(
       await db.close(proof);
 
       const already = await trySignIn(db, loginOf(pending), step);
-      if (already !== undefined) {
-        await db.close(already);
-        step.logger.info('AWSPENDING already signs in; nothing to change', {
-          user: pending.username,
-        });
-        return;
-      }
+      if (already !== undefined) await db.close(already);
 
       const master = await readMaster(step, current);
       if (
@@ -216,34 +210,40 @@ export function alternatingUsers<C>(
         tls: master.tls ?? (current.tls === 'disable' ? 'prefer' : current.tls),
       };
       await withConnection(db, masterLogin, step, async (connection) => {
-        if (await db.userExists(connection, pending.username)) {
-          // The original (the name without _clone) is the source of truth: grants a DBA gives or
-          // takes from it are mirrored onto the clone, whichever of the two is AWSCURRENT.
-          // Privileges first: once the password is set, a retry finds AWSPENDING signing in
-          // and stops early, so the reconciliation must already be done by then.
-          const original = originalUsername(current.username);
-          const clone = `${original}${CLONE_SUFFIX}`;
-          // Never adopt an account that is not our clone: its password would be handed out.
-          await db.verifyClone?.(connection, clone, original);
-          const changes = (await db.syncPrivileges?.(connection, clone, original)) ?? [];
-          if (changes.length > 0) {
-            step.logger.info("reconciled the clone's privileges with the original's", {
-              user: clone,
-              like: original,
-              changes,
-            });
-          }
-          await db.setPassword(connection, pending.username, pending.password);
-          step.logger.info('changed the password of the alternate user', {
-            user: pending.username,
-          });
-        } else {
+        if (!(await db.userExists(connection, pending.username))) {
           await db.createUserLike(connection, pending.username, pending.password, current.username);
           step.logger.info("created the alternate user with the privileges of AWSCURRENT's", {
             user: pending.username,
             like: current.username,
           });
+          return;
         }
+        // The original (the name without _clone) is the source of truth: grants a DBA gives or
+        // takes from it are mirrored onto the clone, whichever of the two is AWSCURRENT. This
+        // runs even when AWSPENDING already signs in (a retry): a run that died after setting
+        // the password, on a server whose changes are not transactional, must still converge.
+        const original = originalUsername(current.username);
+        const clone = `${original}${CLONE_SUFFIX}`;
+        // Never adopt an account that is not our clone: its password would be handed out.
+        await db.verifyClone?.(connection, clone, original);
+        const changes = (await db.syncPrivileges?.(connection, clone, original)) ?? [];
+        if (changes.length > 0) {
+          step.logger.info("reconciled the clone's privileges with the original's", {
+            user: clone,
+            like: original,
+            changes,
+          });
+        }
+        if (already !== undefined) {
+          step.logger.info('AWSPENDING already signs in; password unchanged', {
+            user: pending.username,
+          });
+          return;
+        }
+        await db.setPassword(connection, pending.username, pending.password);
+        step.logger.info('changed the password of the alternate user', {
+          user: pending.username,
+        });
       });
     },
   };
