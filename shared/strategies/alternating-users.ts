@@ -3,7 +3,12 @@ import {
   RDS_INSTANCE_TAG,
   type RdsEndpointResolver,
 } from '../aws/rds-endpoint.js';
-import { AuthenticationError, ConfigurationError, InvalidSecretError } from '../common/errors.js';
+import {
+  AuthenticationError,
+  ConfigurationError,
+  InvalidSecretError,
+  UserExistsError,
+} from '../common/errors.js';
 import type { Database, TlsMode } from '../databases/types.js';
 import type { StepContext, Strategy } from '../rotation/types.js';
 import {
@@ -211,12 +216,22 @@ export function alternatingUsers<C>(
       };
       await withConnection(db, masterLogin, step, async (connection) => {
         if (!(await db.userExists(connection, pending.username))) {
-          await db.createUserLike(connection, pending.username, pending.password, current.username);
-          step.logger.info("created the alternate user with the privileges of AWSCURRENT's", {
-            user: pending.username,
-            like: current.username,
-          });
-          return;
+          try {
+            await db.createUserLike(
+              connection,
+              pending.username,
+              pending.password,
+              current.username,
+            );
+            step.logger.info("created the alternate user with the privileges of AWSCURRENT's", {
+              user: pending.username,
+              like: current.username,
+            });
+            return;
+          } catch (error) {
+            // An overlapping invocation created it first: carry on as with an existing user.
+            if (!(error instanceof UserExistsError)) throw error;
+          }
         }
         // The original (the name without _clone) is the source of truth: grants a DBA gives or
         // takes from it are mirrored onto the clone, whichever of the two is AWSCURRENT. This

@@ -13,6 +13,7 @@ import {
 } from '../support/fault-injection.js';
 import { type FaultReport, type FaultTarget, runFaultMatrix } from '../support/fault-runner.js';
 import { PgAdmin, randomName, signsIn } from '../support/pg-admin.js';
+import { STEPS } from '../support/rotation-driver.js';
 
 const APPLICATION = 'secrets-rotation';
 type TrackedClient = pg.Client & { connectionParameters?: { application_name?: string } };
@@ -249,4 +250,50 @@ describe('postgres under injected faults', () => {
       expect(report?.failures).toEqual([]);
     },
   );
+
+  describe('overlapping invocations', () => {
+    const targets = () => {
+      const master = fake.createSecret({
+        name: `faults/master-${randomName('m')}`,
+        secretString: JSON.stringify({
+          host: admin.host,
+          port: admin.port,
+          username: admin.username,
+          password: admin.password,
+          ssl: false,
+        }),
+      });
+      return [singleTarget(), alternatingTarget(master)];
+    };
+
+    it.each(STEPS)('two overlapping %s invocations end in the same state as one', async (step) => {
+      injector.reset();
+      for (const target of targets()) {
+        // Prepare
+        const secretId = await target.provision();
+        const oldVersion = fake.versionOf(secretId);
+        const token = fake.startRotation(secretId);
+        const invoke = (s: string) =>
+          target.handler(
+            { Step: s, SecretId: fake.arnOf(secretId), ClientRequestToken: token },
+            { getRemainingTimeInMillis: () => 20_000 },
+          );
+        const index = STEPS.indexOf(step);
+        for (const before of STEPS.slice(0, index)) await invoke(before);
+
+        // Act
+        const outcomes = await Promise.allSettled([invoke(step), invoke(step)]);
+        for (const after of STEPS.slice(index + 1)) await invoke(after);
+
+        // Assess
+        expect(
+          outcomes.map((o) => (o.status === 'fulfilled' ? 'ok' : String(o.reason))),
+          target.name,
+        ).toEqual(['ok', 'ok']);
+        expect(fake.versionOf(secretId), target.name).toBe(token);
+        expect(fake.versionOf(secretId, 'AWSPREVIOUS'), target.name).toBe(oldVersion);
+        expect(await target.holdsAfter(secretId), target.name).toEqual([]);
+      }
+    });
+  });
 });
