@@ -2,12 +2,14 @@
  * Remembers every secret value a test double ever stored and every line anything wrote, so
  * that a suite-wide check can prove no secret reached a log (see leak-guard-setup.ts).
  */
-const state = ((
-  globalThis as { __leakGuard?: { values: Set<string>; output: string[] } }
-).__leakGuard ??= {
-  values: new Set<string>(),
-  output: [],
-});
+interface LeakState {
+  values: Set<string>;
+  output: string[];
+}
+// One state per worker, shared by every module instance that imports this file.
+const holder = globalThis as { __leakGuard?: LeakState };
+holder.__leakGuard ??= { values: new Set<string>(), output: [] };
+const state: LeakState = holder.__leakGuard;
 
 /** Called by the fakes for every value they store (SecretString, API key...). */
 export function rememberSecretValue(value: string): void {
