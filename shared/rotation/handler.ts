@@ -284,8 +284,11 @@ export function createRotationHandler<S>(options: RotationHandlerOptions<S>): Ro
   async function discard(context: StepContext<S>, value: S, cause?: unknown): Promise<void> {
     if (!strategy.discardPending) return;
     try {
-      await strategy.discardPending(context, value);
+      const undone = await strategy.discardPending(context, value);
       context.logger.info('discarded the pending value that was not stored');
+      if (cause instanceof Error && typeof undone === 'string' && undone !== '') {
+        cause.message += ` (${undone})`;
+      }
     } catch (error) {
       context.logger.error('could not discard the pending value that was not stored', { error });
       if (cause instanceof RotationError) {
