@@ -306,7 +306,7 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
       if (attempt + 1 >= maxAttempts || remaining < delay + MIN_ATTEMPT_MS) {
         if (rateLimited && remaining < delay + MIN_ATTEMPT_MS) {
           throw new RateLimitedError(
-            `${provider} rate-limited ${where(request).slice(provider.length + 1)} ${detail(request, response)}; it asks to wait ${Math.ceil(delay / 1000)} s but ${Math.max(0, Math.floor(remaining / 1000))} s are left before the Lambda deadline`,
+            `${provider} rate-limited ${where(request).slice(provider.length + 1)} ${detail(request, response)}; it asks to wait ${Math.ceil((hint ?? delay) / 1000)} s but ${Math.max(0, Math.floor(remaining / 1000))} s are left before the Lambda deadline`,
             provider,
             429,
             options.describeError?.(response.body).code,
