@@ -21,10 +21,12 @@ export interface Provisioned {
   firstKeyId: string;
 }
 
-export interface ProviderFixture {
+export interface ProviderFixture<
+  Fake extends FakeProviderServer<FakeKey> = FakeProviderServer<FakeKey>,
+> {
   /** "SendGrid" */
   name: string;
-  fake: FakeProviderServer<FakeKey>;
+  fake: Fake;
   /** The adapter, talking to the fake. */
   provider(): KeyProvider<unknown, unknown>;
   /** Seeds a first key and writes a secret recording it; `fields` are merged into the value. */
@@ -39,7 +41,7 @@ export const randomSuffix = () => randomBytes(4).toString('hex');
 export const ownPrefix = (arn: string, prefix = 'rotation') =>
   `${prefix}-${createHash('sha256').update(arn).digest('hex').slice(0, 10)}-`;
 
-export function sendGridFixture(): ProviderFixture {
+export function sendGridFixture(): ProviderFixture<FakeSendGrid> {
   const fake = new FakeSendGrid();
   return {
     name: 'SendGrid',
@@ -64,7 +66,7 @@ export function sendGridFixture(): ProviderFixture {
   };
 }
 
-export function stripeFixture(mode: 'test' | 'live' = 'live'): ProviderFixture {
+export function stripeFixture(mode: 'test' | 'live' = 'live'): ProviderFixture<FakeStripe> {
   const fake = new FakeStripe(mode);
   fake.contextAccount = 'acct_1PlatformCustomer';
   const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
@@ -103,7 +105,7 @@ export function stripeFixture(mode: 'test' | 'live' = 'live'): ProviderFixture {
   };
 }
 
-export function twilioFixture(): ProviderFixture {
+export function twilioFixture(): ProviderFixture<FakeTwilio> {
   const fake = new FakeTwilio();
   return {
     name: 'Twilio',
