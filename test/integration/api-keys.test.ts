@@ -304,6 +304,51 @@ describe.each([
     expectNoLeaks(result.error);
   });
 
+  it('stores one key when two createSecret invocations overlap, and revokes the other', async () => {
+    // Prepare
+    const { secretId } = fixture.provision(harness);
+    const token = harness.fake.startRotation(secretId);
+    const invoke = harness.invoker(handler());
+    const event = (step: 'createSecret' | 'setSecret') => ({
+      Step: step,
+      SecretId: harness.fake.arnOf(secretId),
+      ClientRequestToken: token,
+    });
+
+    // Act: the service delivers createSecret twice at once, then goes on.
+    const outcomes = await Promise.allSettled([
+      invoke(event('createSecret')),
+      invoke(event('createSecret')),
+    ]);
+    const result = await harness.retry(handler(), secretId, token);
+
+    // Assess
+    expect(outcomes.map((outcome) => outcome.status)).toEqual(['fulfilled', 'fulfilled']);
+    expect(result.completed, String(result.error)).toBe(true);
+    expect(ourLiveKeys(secretId).map((key) => key.id)).toEqual([value(secretId).key_id]);
+    expect(fake.accepts(value(secretId).key_id)).toBe(true);
+  });
+
+  it('counts a superseded key that someone already deleted as revoked', async () => {
+    // Prepare: after one rotation, a person deletes the demoted key in the console.
+    const { secretId, firstKeyId } = fixture.provision(harness);
+    const rotate = handler();
+    await harness.rotate(rotate, secretId);
+    fake.revokeInConsole(firstKeyId);
+
+    // Act: the next rotation revokes that same key.
+    const result = await harness.rotate(rotate, secretId);
+
+    // Assess
+    expect(result.completed, String(result.error)).toBe(true);
+    const line = harness.logs.lines.find(
+      (entry) =>
+        entry.message === 'revoked the superseded key' && entry.attributes.keyId === firstKeyId,
+    );
+    // SendGrid and Twilio answer 404; expiring an expired Stripe key is modelled as a no-op 200.
+    expect(line?.attributes.outcome).toBe(fixture.name === 'Stripe' ? 'revoked' : 'not-found');
+  });
+
   it('keeps every key out of every log line and error, through failures and successes', async () => {
     // Prepare: a failed rotation (new key refused), then a successful retry, then another.
     const { secretId } = fixture.provision(harness);

@@ -185,8 +185,6 @@ export class FakeTwilio extends FakeProviderServer<TwilioKey> {
           const refused = this.manager(request);
           if (refused) return refused;
           if (!sameAccount(request)) return authenticate();
-          const key = this.keys.get(request.match[2] as string);
-          if (key?.iam) return this.notFound(request.path);
           return this.revoke(request.match[2] as string)
             ? { status: 204 }
             : this.notFound(request.path);
