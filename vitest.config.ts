@@ -19,6 +19,7 @@ export default defineConfig({
           include: ['test/unit/**/*.test.ts'],
           environment: 'node',
           env: awsEnv,
+          setupFiles: ['test/support/leak-guard-setup.ts'],
         },
       },
       {
@@ -27,10 +28,24 @@ export default defineConfig({
           include: ['test/integration/**/*.test.ts'],
           environment: 'node',
           env: awsEnv,
+          setupFiles: ['test/support/leak-guard-setup.ts'],
           globalSetup: ['test/support/postgres-global-setup.ts'],
           testTimeout: 60_000,
           hookTimeout: 180_000,
           // One database server is shared by every file; each test makes its own users.
+          fileParallelism: false,
+        },
+      },
+      {
+        test: {
+          name: 'reliability',
+          include: ['test/reliability/**/*.test.ts'],
+          environment: 'node',
+          env: awsEnv,
+          setupFiles: ['test/support/leak-guard-setup.ts'],
+          globalSetup: ['test/support/postgres-global-setup.ts'],
+          testTimeout: 300_000,
+          hookTimeout: 180_000,
           fileParallelism: false,
         },
       },

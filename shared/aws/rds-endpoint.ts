@@ -21,12 +21,17 @@ export const RDS_CLUSTER_TAG = 'aws:rds:primarydbclusterarn';
  * const endpoint = await rdsEndpointResolver()('arn:aws:rds:us-east-1:123456789012:db:orders');
  */
 export function rdsEndpointResolver(): RdsEndpointResolver {
+  const clients = new Map<string, import('@aws-sdk/client-rds').RDSClient>();
   return async (arn) => {
     const { RDSClient, DescribeDBClustersCommand, DescribeDBInstancesCommand } = await import(
       '@aws-sdk/client-rds'
     );
-    const region = arn.split(':')[3];
-    const client = new RDSClient(region ? { region } : {});
+    const region = arn.split(':')[3] ?? '';
+    let client = clients.get(region);
+    if (client === undefined) {
+      client = new RDSClient(region ? { region } : {});
+      clients.set(region, client);
+    }
     if (arn.split(':')[5] === 'cluster') {
       const output = await client.send(new DescribeDBClustersCommand({ DBClusterIdentifier: arn }));
       const cluster = output.DBClusters?.[0];

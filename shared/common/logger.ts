@@ -65,3 +65,28 @@ export function redactingLogger(
       );
   return { debug: wrap('debug'), info: wrap('info'), warn: wrap('warn'), error: wrap('error') };
 }
+
+/** `text` with every known secret replaced by `***`. */
+export function scrubText(text: string, secrets: ReadonlySet<string>): string {
+  let out = text;
+  for (const secret of secrets) {
+    // Very short values would blank out ordinary words; every generated secret is long.
+    if (secret.length >= 4 && out.includes(secret)) out = out.split(secret).join('***');
+  }
+  return out;
+}
+
+/**
+ * Scrubs an error in place before it leaves the function: the Lambda runtime logs a thrown
+ * error's message and stack itself, outside any logger. Walks the `cause` chain.
+ */
+export function scrubError(error: unknown, secrets: ReadonlySet<string>): void {
+  const seen = new Set<unknown>();
+  let current: unknown = error;
+  while (current instanceof Error && !seen.has(current)) {
+    seen.add(current);
+    current.message = scrubText(current.message, secrets);
+    if (current.stack !== undefined) current.stack = scrubText(current.stack, secrets);
+    current = current.cause;
+  }
+}

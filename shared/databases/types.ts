@@ -59,6 +59,12 @@ export interface Database<C> {
    * description of each difference it fixed, for the log (never a secret).
    */
   syncPrivileges?(connection: C, user: string, like: string): Promise<string[]>;
+  /**
+   * Throws InvalidSecretError unless `clone` is a faithful clone of `original`: made from it
+   * and holding no power the original lacks. Called before an existing alternate user's
+   * password is changed, so that rotation never takes over an unrelated account.
+   */
+  verifyClone?(connection: C, clone: string, original: string): Promise<void>;
   /** A harmless query that proves the session works. */
   ping(connection: C): Promise<void>;
   /** Closes the connection; never throws. */

@@ -1,10 +1,15 @@
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { RotationError, StageError } from '../common/errors.js';
-import { type RotationLogger, redactingLogger, silentLogger } from '../common/logger.js';
+import { InvalidSecretError, RotationError, StageError } from '../common/errors.js';
+import {
+  type RotationLogger,
+  redactingLogger,
+  scrubError,
+  silentLogger,
+} from '../common/logger.js';
 import { parseRotationEvent } from './event.js';
 import type { StepMetrics } from './metrics.js';
 import { passwordPolicyFromEnv } from './password-policy.js';
-import { SecretStore } from './secrets-store.js';
+import { isServiceError, SecretStore, VersionCache } from './secrets-store.js';
 import {
   type InvocationContext,
   type OtherSecret,
@@ -41,6 +46,21 @@ const withAttributes = (
   error: (message, ...attributes) => logger.error(message, Object.assign({}, fixed, ...attributes)),
 });
 
+/** Fields of another secret (the master) whose values must never be logged. */
+const CREDENTIAL_FIELD = /pass|secret|key|token|private/i;
+
+function credentialValues(secretString: string): string[] {
+  try {
+    const value: unknown = JSON.parse(secretString);
+    if (typeof value !== 'object' || value === null) return [secretString];
+    return Object.entries(value)
+      .filter(([field, item]) => typeof item === 'string' && CREDENTIAL_FIELD.test(field))
+      .map(([, item]) => item as string);
+  } catch {
+    return [secretString];
+  }
+}
+
 /** Without a Lambda context (tests, scripts) a step gets this long. */
 const DEFAULT_BUDGET_MS = 60_000;
 
@@ -63,6 +83,9 @@ export function createRotationHandler<S>(options: RotationHandlerOptions<S>): Ro
   const safetyMarginMs = options.safetyMarginMs ?? 2_000;
   const endpoint = env.SECRETS_MANAGER_ENDPOINT?.trim();
   const client = options.client ?? new SecretsManagerClient(endpoint ? { endpoint } : {});
+  // The four steps of a rotation usually reach the same warm function: values read or written
+  // by one step are not fetched again by the next.
+  const versionCache = new VersionCache();
 
   return async function rotationHandler(rawEvent, lambdaContext) {
     const started = performance.now();
@@ -90,6 +113,7 @@ export function createRotationHandler<S>(options: RotationHandlerOptions<S>): Ro
         error instanceof RotationError && event !== undefined
           ? error.withContext(event.Step, event.SecretId)
           : error;
+      scrubError(failure, secrets);
       logger.error('step failed', { error: failure });
       if (event !== undefined) {
         options.metrics?.record(
@@ -110,7 +134,7 @@ export function createRotationHandler<S>(options: RotationHandlerOptions<S>): Ro
     secrets: Set<string>,
     lambdaContext: InvocationContext | undefined,
   ): Promise<boolean> {
-    const store = new SecretStore(client, event.SecretId);
+    const store = new SecretStore(client, event.SecretId, versionCache);
     const token = event.ClientRequestToken;
     const description = await store.describe();
     const secretName = description.Name ?? event.SecretId;
@@ -179,7 +203,9 @@ export function createRotationHandler<S>(options: RotationHandlerOptions<S>): Ro
         try {
           return await parseStored(Stage.previous);
         } catch (error) {
-          // A stale AWSPREVIOUS that no longer parses only removes one fallback.
+          // A stale AWSPREVIOUS that no longer parses only removes one fallback; any other
+          // failure (throttling, access denied) is a real error.
+          if (!(error instanceof InvalidSecretError)) throw error;
           logger.warn('AWSPREVIOUS does not parse; ignoring it', { error });
           return undefined;
         }
@@ -193,6 +219,7 @@ export function createRotationHandler<S>(options: RotationHandlerOptions<S>): Ro
             if (secretString === undefined) {
               throw new StageError(`secret ${secretId} has no AWSCURRENT value`);
             }
+            for (const value of credentialValues(secretString)) secrets.add(value);
             return {
               id: secretId,
               secretString,
@@ -223,29 +250,63 @@ export function createRotationHandler<S>(options: RotationHandlerOptions<S>): Ro
     switch (event.Step) {
       case 'createSecret': {
         await context.current();
-        if ((await parseStored(Stage.pending, token)) !== undefined) {
+        // Is the pending value there already (a retry)? Ask only when the answer is free (cached
+        // by an earlier step) or when creating a value costs more than a call (minting a key):
+        // otherwise PutSecretValue answers the same question with ResourceExistsException.
+        if (
+          (store.isCached(token) || strategy.discardPending) &&
+          (await parseStored(Stage.pending, token)) !== undefined
+        ) {
           logger.info('pending value already created');
           return false;
         }
         const value = await strategy.createPending(context);
         for (const secret of strategy.secretsOf(value)) secrets.add(secret);
+        const serialized = strategy.serialize(value);
         let stored: boolean;
         try {
-          stored = await store.putPending(token, strategy.serialize(value), event.RotationToken);
+          stored = await store.putPending(token, serialized, event.RotationToken);
         } catch (error) {
-          await discard(context, value, error);
+          // The write may have landed with its answer lost: discard only what is surely not stored.
+          const landed = await new SecretStore(client, event.SecretId)
+            .read({ versionId: token, stage: Stage.pending })
+            .then(
+              (text) => (text === undefined ? 'absent' : text === serialized ? 'ours' : 'other'),
+              () => 'unknown' as const,
+            );
+          if (landed === 'absent' || landed === 'other') {
+            const outcome = await discard(context, value);
+            if (outcome !== 'none') {
+              const message = error instanceof Error ? error.message : String(error);
+              throw new RotationError(
+                outcome === 'discarded'
+                  ? `storing the pending value failed, so the new credential was discarded: ${message}`
+                  : `storing the pending value failed, and discarding the new credential failed too: ${message}`,
+                { cause: error },
+              );
+            }
+          } else {
+            logger.warn('PutSecretValue failed but the pending value may be stored; keeping it', {
+              stored: landed,
+            });
+          }
           throw error;
         }
         if (stored) {
           logger.info('created pending value');
           return false;
         }
-        // ResourceExistsException: an overlapping invocation stored its value first. Keep it.
-        await discard(context, value);
+        // ResourceExistsException: a value was stored first (an earlier run, or an overlapping
+        // invocation). Keep it.
+        if ((await discard(context, value)) === 'failed') {
+          throw new RotationError(
+            'an overlapping invocation stored its pending value first, and discarding ours failed',
+          );
+        }
         if ((await parseStored(Stage.pending, token)) === undefined) {
           throw new StageError(`version ${token} holds a value that cannot be read as AWSPENDING`);
         }
-        logger.info('an overlapping invocation created the pending value first; keeping it');
+        logger.info('pending value already created; keeping it');
         return false;
       }
       case 'setSecret':
@@ -272,28 +333,35 @@ export function createRotationHandler<S>(options: RotationHandlerOptions<S>): Ro
           // afterFinish decides from the labels as they were before the move.
           await Promise.all([context.current(), context.previous()]);
         }
-        await store.moveCurrent(token, holder);
-        logger.info('moved AWSCURRENT to the pending version', { from: holder });
+        try {
+          await store.moveCurrent(token, holder);
+          logger.info('moved AWSCURRENT to the pending version', { from: holder });
+        } catch (error) {
+          // An overlapping finishSecret moved the label between our DescribeSecret and this call.
+          if (!isServiceError(error, 'InvalidParameterException')) throw error;
+          const fresh = await new SecretStore(client, event.SecretId).describe();
+          if (!fresh.VersionIdsToStages?.[token]?.includes(Stage.current)) throw error;
+          logger.info('an overlapping invocation moved AWSCURRENT to the pending version first');
+        }
         await strategy.afterFinish?.(context);
         return false;
       }
     }
   }
 
-  /** Lets the strategy undo an unstored pending value; a failure there is reported, not hidden. */
-  async function discard(context: StepContext<S>, value: S, cause?: unknown): Promise<void> {
-    if (!strategy.discardPending) return;
+  /** Lets the strategy undo an unstored pending value; never throws, says how it went. */
+  async function discard(
+    context: StepContext<S>,
+    value: S,
+  ): Promise<'none' | 'discarded' | 'failed'> {
+    if (!strategy.discardPending) return 'none';
     try {
-      const undone = await strategy.discardPending(context, value);
+      await strategy.discardPending(context, value);
       context.logger.info('discarded the pending value that was not stored');
-      if (cause instanceof Error && typeof undone === 'string' && undone !== '') {
-        cause.message += ` (${undone})`;
-      }
+      return 'discarded';
     } catch (error) {
       context.logger.error('could not discard the pending value that was not stored', { error });
-      if (cause instanceof RotationError) {
-        cause.message += ' (and discarding the unstored pending value failed too)';
-      }
+      return 'failed';
     }
   }
 }

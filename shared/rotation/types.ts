@@ -85,11 +85,9 @@ export interface Strategy<S> {
   /**
    * Undoes what createPending did outside Secrets Manager when its value was not stored
    * (PutSecretValue failed, or an overlapping invocation stored another value first): for
-   * example, revoke a freshly minted API key so that no one is left holding it. May resolve a
-   * short description of what it undid, which the protocol appends to the error that kept the
-   * value from being stored.
+   * example, revoke a freshly minted API key so that no one is left holding it.
    */
-  discardPending?(step: StepContext<S>, value: S): Promise<void> | Promise<string>;
+  discardPending?(step: StepContext<S>, value: S): Promise<void>;
   /** Makes the protected service accept AWSPENDING. Idempotent; never locks out AWSCURRENT. */
   setPending(step: StepContext<S>): Promise<void>;
   /** Proves AWSPENDING works. */

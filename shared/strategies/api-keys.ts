@@ -304,7 +304,6 @@ export function apiKeys<Spec, Admin>(
         keyId: value.keyId,
         outcome,
       });
-      return `the new ${provider.name} key ${value.keyId} was not stored and has been revoked`;
     },
 
     async setPending(step) {

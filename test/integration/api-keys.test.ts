@@ -298,8 +298,9 @@ describe.each([
     // Assess
     expect(result.failedStep).toBe('createSecret');
     expect((result.error as Error).message).toMatch(
-      /The secret value is rejected\. \(the new \w+ key \S+ was not stored and has been revoked\)/,
+      /^createSecret of secret .*: storing the pending value failed, so the new credential was discarded: The secret value is rejected\.$/,
     );
+    expect(harness.logs.messages()).toContain('revoked the new key, which was not stored');
     expect(ourLiveKeys(secretId)).toEqual([]);
     expectNoLeaks(result.error);
   });

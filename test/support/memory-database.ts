@@ -36,6 +36,12 @@ export class MemoryDatabase implements Database<MemoryConnection> {
   readonly open = new Set<number>();
   /** Every attempt and change, in order, without passwords. */
   readonly actions: string[] = [];
+  /** Every login attempted, TLS mode included (passwords left out). */
+  readonly logins: Omit<Login, 'password'>[] = [];
+  /** When set, the next setPassword fails with this message (drivers may quote input). */
+  failSetPassword?: string;
+  /** When set, ping fails: a session that signs in but cannot work. */
+  failPing = false;
 
   addUser(
     host: string,
@@ -71,6 +77,8 @@ export class MemoryDatabase implements Database<MemoryConnection> {
 
   async connect(login: Login): Promise<MemoryConnection> {
     this.actions.push(`connect ${login.user}@${login.host}`);
+    const { password: _password, ...rest } = login;
+    this.logins.push(rest);
     const fault = this.faults.shift();
     if (fault) throw fault;
     const account = this.hosts.get(login.host)?.get(login.user);
@@ -84,6 +92,11 @@ export class MemoryDatabase implements Database<MemoryConnection> {
 
   async setPassword(connection: MemoryConnection, user: string, password: string): Promise<void> {
     const account = this.requireAllowed(connection, user);
+    if (this.failSetPassword !== undefined) {
+      const message = this.failSetPassword;
+      this.failSetPassword = undefined;
+      throw new DatabaseError(message);
+    }
     account.password = password;
     this.actions.push(`set password ${user}@${connection.host} as ${connection.user}`);
   }
@@ -130,6 +143,7 @@ export class MemoryDatabase implements Database<MemoryConnection> {
 
   async ping(connection: MemoryConnection): Promise<void> {
     if (!this.open.has(connection.id)) throw new DatabaseError('connection is closed');
+    if (this.failPing) throw new DatabaseError('permission denied for the test query');
   }
 
   async close(connection: MemoryConnection): Promise<void> {
