@@ -21,6 +21,7 @@ import {
   type ServerResponse,
 } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import { rememberSecretValue } from './leak-guard.js';
 
 export interface RecordedRequest {
   route: string;
@@ -196,6 +197,7 @@ export abstract class FakeProviderServer<K extends FakeKey> {
   }
 
   protected store(key: K): K {
+    rememberSecretValue(key.secret);
     this.keys.set(key.id, key);
     return key;
   }

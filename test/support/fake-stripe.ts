@@ -30,6 +30,7 @@ import {
   type Route,
   randomChars,
 } from './fake-provider-server.js';
+import { rememberSecretValue } from './leak-guard.js';
 
 export interface StripeKey extends FakeKey {
   livemode: boolean;
@@ -83,6 +84,7 @@ export class FakeStripe extends FakeProviderServer<StripeKey> {
   constructor(readonly mode: 'test' | 'live' = 'test') {
     super();
     this.managingKey = `sk_${mode}_${randomChars(ALNUM, 99)}`;
+    rememberSecretValue(this.managingKey);
   }
 
   seedKey(name: string, extra: Partial<StripeKey> = {}): StripeKey {

@@ -27,6 +27,7 @@ import {
   type Route,
   randomChars,
 } from './fake-provider-server.js';
+import { rememberSecretValue } from './leak-guard.js';
 
 export interface TwilioKey extends FakeKey {
   type: 'main' | 'standard' | 'restricted';
@@ -48,6 +49,11 @@ const rfc2822 = (ms: number) => new Date(ms).toUTCString().replace('GMT', '+0000
 export class FakeTwilio extends FakeProviderServer<TwilioKey> {
   readonly accountSid = `AC${randomChars(HEX, 32)}`;
   readonly authToken = randomChars(HEX, 32);
+
+  constructor() {
+    super();
+    rememberSecretValue(this.authToken);
+  }
 
   seedKey(name: string, extra: Partial<TwilioKey> = {}): TwilioKey {
     return this.store({
