@@ -25,7 +25,11 @@ const MAX_CONNECTIONS = arg('max-connections', 30);
 const FUNCTION_TIMEOUT_MS = 60_000; // template.yaml's Timeout
 
 async function main() {
-  Object.assign(process.env, { AWS_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: 'storm', AWS_SECRET_ACCESS_KEY: 'storm' });
+  Object.assign(process.env, {
+    AWS_REGION: 'us-east-1',
+    AWS_ACCESS_KEY_ID: 'storm',
+    AWS_SECRET_ACCESS_KEY: 'storm',
+  });
   const server = await startPostgres({
     settings: { max_connections: String(MAX_CONNECTIONS) },
     ignoreEnvironment: true,
