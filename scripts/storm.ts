@@ -122,7 +122,10 @@ async function main() {
   }
 }
 
-main().catch((error) => {
-  console.error('storm failed:', error instanceof Error ? error.message : error);
-  process.exitCode = 1;
-});
+main()
+  .catch((error) => {
+    console.error('storm failed:', error instanceof Error ? error.message : error);
+    process.exitCode = 1;
+  })
+  // Keep-alive sockets of the SDK and the fakes must not hold the process (or CI) open.
+  .finally(() => process.exit());
