@@ -9,6 +9,7 @@ import type { StepContext, Strategy } from '../rotation/types.js';
 import {
   type DatabaseSecret,
   loginOf,
+  maxUsernameLength,
   optionalString,
   parseJsonObject,
   parsePort,
@@ -147,9 +148,10 @@ export function alternatingUsers<C>(
     async createPending(step) {
       const current = await step.current();
       const username = alternateUsername(current.username);
-      if (username.length > db.maxUsernameLength) {
+      const limit = maxUsernameLength(db, current.engine);
+      if (username.length > limit) {
         throw new InvalidSecretError(
-          `AWSCURRENT: user "${current.username}" cannot alternate: "${username}" is longer than ${db.name}'s ${db.maxUsernameLength} characters`,
+          `AWSCURRENT: user "${current.username}" cannot alternate: "${username}" is longer than ${db.name}'s ${limit} characters (engine "${current.engine}")`,
           'username',
         );
       }
@@ -165,7 +167,7 @@ export function alternatingUsers<C>(
           'username',
         );
       }
-      requireSameServer(pending, current);
+      requireSameServer(pending, current, db.scopeField);
       if (pending.masterarn !== current.masterarn) {
         throw new InvalidSecretError(
           'AWSPENDING names another masterarn than AWSCURRENT',
@@ -216,32 +218,42 @@ export function alternatingUsers<C>(
         tls: master.tls ?? (current.tls === 'disable' ? 'prefer' : current.tls),
       };
       await withConnection(db, masterLogin, step, async (connection) => {
-        if (await db.userExists(connection, pending.username)) {
-          // The original (the name without _clone) is the source of truth: grants a DBA gives or
-          // takes from it are mirrored onto the clone, whichever of the two is AWSCURRENT.
+        // The original (the name without _clone) is the source of truth: grants a DBA gives or
+        // takes from it are mirrored onto the clone, whichever of the two is AWSCURRENT. Where
+        // accounts have a scope (MySQL's host part), the clone lives in the original's.
+        const original = originalUsername(current.username);
+        const clone = `${original}${CLONE_SUFFIX}`;
+        const scope = current.scope ?? (await db.accountScope?.(connection, original));
+        if (await db.userExists(connection, pending.username, scope)) {
           // Privileges first: once the password is set, a retry finds AWSPENDING signing in
           // and stops early, so the reconciliation must already be done by then.
-          const original = originalUsername(current.username);
-          const clone = `${original}${CLONE_SUFFIX}`;
           // Never adopt an account that is not our clone: its password would be handed out.
-          await db.verifyClone?.(connection, clone, original);
-          const changes = (await db.syncPrivileges?.(connection, clone, original)) ?? [];
+          await db.verifyClone?.(connection, clone, original, scope);
+          const changes = (await db.syncPrivileges?.(connection, clone, original, scope)) ?? [];
           if (changes.length > 0) {
             step.logger.info("reconciled the clone's privileges with the original's", {
               user: clone,
               like: original,
+              ...(scope === undefined ? {} : { scope }),
               changes,
             });
           }
-          await db.setPassword(connection, pending.username, pending.password);
+          await db.setPassword(connection, pending.username, pending.password, scope);
           step.logger.info('changed the password of the alternate user', {
             user: pending.username,
           });
         } else {
-          await db.createUserLike(connection, pending.username, pending.password, current.username);
+          await db.createUserLike(
+            connection,
+            pending.username,
+            pending.password,
+            current.username,
+            scope,
+          );
           step.logger.info("created the alternate user with the privileges of AWSCURRENT's", {
             user: pending.username,
             like: current.username,
+            ...(scope === undefined ? {} : { scope }),
           });
         }
       });
