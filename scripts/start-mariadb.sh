@@ -46,6 +46,7 @@ fi
 
 SERVER=$(find_server || true)
 if [ -z "$SERVER" ]; then
+  [ "${MARIADB_NO_INSTALL:-}" = true ] && { log "MariaDB not installed (and MARIADB_NO_INSTALL=true)"; exit 1; }
   log "MariaDB not installed; installing mariadb-server from apt"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >&2
