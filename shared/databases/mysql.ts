@@ -313,13 +313,12 @@ export function createMysql(options: MysqlOptions = {}): Database<MysqlSession> 
       const [rows] = await session.client.query({ sql, values, timeout: statementTimeoutMs });
       return rows as T;
     } catch (error) {
-      scrubDriverError(error, secrets);
-      throw new DatabaseError(
-        `MySQL/MariaDB: ${what} failed: ${scrub(messageOf(error), secrets)}`,
-        {
-          cause: error,
-        },
-      );
+      // A syntax error quotes the statement as sent: with the escaped form of the values.
+      const all = secrets.flatMap((secret) => [secret, session.driver.escape(secret).slice(1, -1)]);
+      scrubDriverError(error, all);
+      throw new DatabaseError(`MySQL/MariaDB: ${what} failed: ${scrub(messageOf(error), all)}`, {
+        cause: error,
+      });
     }
   }
 
