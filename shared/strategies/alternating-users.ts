@@ -3,7 +3,12 @@ import {
   RDS_INSTANCE_TAG,
   type RdsEndpointResolver,
 } from '../aws/rds-endpoint.js';
-import { AuthenticationError, ConfigurationError, InvalidSecretError } from '../common/errors.js';
+import {
+  AuthenticationError,
+  ConfigurationError,
+  InvalidSecretError,
+  UserExistsError,
+} from '../common/errors.js';
 import type { Database, TlsMode } from '../databases/types.js';
 import type { StepContext, Strategy } from '../rotation/types.js';
 import {
@@ -185,13 +190,7 @@ export function alternatingUsers<C>(
       await db.close(proof);
 
       const already = await trySignIn(db, loginOf(pending), step);
-      if (already !== undefined) {
-        await db.close(already);
-        step.logger.info('AWSPENDING already signs in; nothing to change', {
-          user: pending.username,
-        });
-        return;
-      }
+      if (already !== undefined) await db.close(already);
 
       const master = await readMaster(step, current);
       if (
@@ -218,44 +217,57 @@ export function alternatingUsers<C>(
         tls: master.tls ?? (current.tls === 'disable' ? 'prefer' : current.tls),
       };
       await withConnection(db, masterLogin, step, async (connection) => {
-        // The original (the name without _clone) is the source of truth: grants a DBA gives or
-        // takes from it are mirrored onto the clone, whichever of the two is AWSCURRENT. Where
-        // accounts have a scope (MySQL's host part), the clone lives in the original's.
+        // The original (the name without _clone) is the source of truth. Where accounts have a
+        // scope (MySQL's host part), the clone lives in the original's.
         const original = originalUsername(current.username);
         const clone = `${original}${CLONE_SUFFIX}`;
         const scope = current.scope ?? (await db.accountScope?.(connection, original));
-        if (await db.userExists(connection, pending.username, scope)) {
-          // Privileges first: once the password is set, a retry finds AWSPENDING signing in
-          // and stops early, so the reconciliation must already be done by then.
-          // Never adopt an account that is not our clone: its password would be handed out.
-          await db.verifyClone?.(connection, clone, original, scope);
-          const changes = (await db.syncPrivileges?.(connection, clone, original, scope)) ?? [];
-          if (changes.length > 0) {
-            step.logger.info("reconciled the clone's privileges with the original's", {
-              user: clone,
-              like: original,
-              ...(scope === undefined ? {} : { scope }),
-              changes,
+        const scoped = scope === undefined ? {} : { scope };
+        if (!(await db.userExists(connection, pending.username, scope))) {
+          try {
+            await db.createUserLike(
+              connection,
+              pending.username,
+              pending.password,
+              current.username,
+              scope,
+            );
+            step.logger.info("created the alternate user with the privileges of AWSCURRENT's", {
+              user: pending.username,
+              like: current.username,
+              ...scoped,
             });
+            return;
+          } catch (error) {
+            // An overlapping invocation created it first: carry on as with an existing user.
+            if (!(error instanceof UserExistsError)) throw error;
           }
-          await db.setPassword(connection, pending.username, pending.password, scope);
-          step.logger.info('changed the password of the alternate user', {
-            user: pending.username,
-          });
-        } else {
-          await db.createUserLike(
-            connection,
-            pending.username,
-            pending.password,
-            current.username,
-            scope,
-          );
-          step.logger.info("created the alternate user with the privileges of AWSCURRENT's", {
-            user: pending.username,
-            like: current.username,
-            ...(scope === undefined ? {} : { scope }),
+        }
+        // Grants a DBA gives or takes from the original are mirrored onto the clone, whichever of
+        // the two is AWSCURRENT. This runs even when AWSPENDING already signs in (a retry): a run
+        // that died after setting the password, on a server whose changes are not transactional,
+        // must still converge.
+        // Never adopt an account that is not our clone: its password would be handed out.
+        await db.verifyClone?.(connection, clone, original, scope);
+        const changes = (await db.syncPrivileges?.(connection, clone, original, scope)) ?? [];
+        if (changes.length > 0) {
+          step.logger.info("reconciled the clone's privileges with the original's", {
+            user: clone,
+            like: original,
+            ...scoped,
+            changes,
           });
         }
+        if (already !== undefined) {
+          step.logger.info('AWSPENDING already signs in; password unchanged', {
+            user: pending.username,
+          });
+          return;
+        }
+        await db.setPassword(connection, pending.username, pending.password, scope);
+        step.logger.info('changed the password of the alternate user', {
+          user: pending.username,
+        });
       });
     },
   };
