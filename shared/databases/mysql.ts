@@ -10,6 +10,7 @@ import {
   RotationError,
   TlsError,
   TooManyConnectionsError,
+  UserExistsError,
 } from '../common/errors.js';
 import type { RotationLogger } from '../common/logger.js';
 import {
@@ -107,6 +108,7 @@ const ER = {
   hostIsBlocked: 1129,
   mysqlAccountLocked: 3118,
   mariadbAccountLocked: 4151,
+  cannotUser: 1396,
 } as const;
 
 const UNREACHABLE = new Set([
@@ -675,13 +677,26 @@ export function createMysql(options: MysqlOptions = {}): Database<MysqlSession> 
       // A throw-away password until the clone holds every grant: AWSPENDING signs in only once
       // the clone is complete, so a crash half-way is never taken for a finished job by a retry.
       const throwaway = `${randomBytes(18).toString('base64url')}#Aa1`;
-      await run(
-        session,
-        `creating ${showAccount(clone)}`,
-        renderCreateUser(session.server, clone, await readOptions(session, original), q),
-        [throwaway],
-        [throwaway],
-      );
+      try {
+        await run(
+          session,
+          `creating ${showAccount(clone)}`,
+          renderCreateUser(session.server, clone, await readOptions(session, original), q),
+          [throwaway],
+          [throwaway],
+        );
+      } catch (error) {
+        // ER_CANNOT_USER: an overlapping invocation created it a moment ago.
+        if (
+          errorNumber((error as Error).cause) === ER.cannotUser &&
+          (await accountExists(session, clone))
+        ) {
+          throw new UserExistsError(`MySQL/MariaDB: ${showAccount(clone)} exists already`, {
+            cause: error,
+          });
+        }
+        throw error;
+      }
       await sync(session, clone, original);
       await changePassword(session, clone, password);
     },
