@@ -87,7 +87,16 @@ export function alternatingUsers<C>(
         'masterarn',
       );
     }
-    const master = await step.otherSecret(masterarn);
+    let master: Awaited<ReturnType<typeof step.otherSecret>>;
+    try {
+      master = await step.otherSecret(masterarn);
+    } catch (error) {
+      throw new InvalidSecretError(
+        `AWSCURRENT: field "masterarn" names a secret that cannot be read: ${error instanceof Error ? error.message : String(error)}`,
+        'masterarn',
+        { cause: error },
+      );
+    }
     const source = `master secret ${masterarn}`;
     const raw = parseJsonObject(master.secretString, source);
     const password = requiredString(raw, 'password', source, 4096);

@@ -24,6 +24,15 @@ export interface DatabaseSecret {
 export type Source = string;
 
 const MAX_HOST_LENGTH = 255;
+// Control characters and bidirectional overrides have no place in a name and hide what it says.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point.
+const CONTROL = /[\u0000-\u001f\u007f\u202a-\u202e\u2066-\u2069]/;
+
+function requireNoControl(value: string | undefined, field: string, source: Source): void {
+  if (value !== undefined && CONTROL.test(value)) {
+    throw new InvalidSecretError(`${source}: field "${field}" contains control characters`, field);
+  }
+}
 
 export function parseJsonObject(text: string, source: Source): Record<string, unknown> {
   let value: unknown;
@@ -127,6 +136,7 @@ export function parseDatabaseSecret(
 ): DatabaseSecret {
   const raw = parseJsonObject(text, source);
   const engine = requiredString(raw, 'engine', source, 64);
+  requireNoControl(engine, 'engine', source);
   if (!db.engines.includes(engine)) {
     throw new InvalidSecretError(
       `${source}: field "engine" is ${JSON.stringify(engine)}; this function rotates ${db.name} (${db.engines.join(', ')})`,
@@ -151,13 +161,18 @@ export function parseDatabaseSecret(
     db.scopeField === undefined
       ? undefined
       : optionalString(raw, db.scopeField, source, MAX_HOST_LENGTH);
+  const dbname = optionalString(raw, 'dbname', source, 255);
+  requireNoControl(host, 'host', source);
+  requireNoControl(username, 'username', source);
+  requireNoControl(dbname, 'dbname', source);
+  if (db.scopeField !== undefined) requireNoControl(scope, db.scopeField, source);
   return {
     engine,
     host,
     port: parsePort(raw, source, db.defaultPort),
     username,
     password,
-    dbname: optionalString(raw, 'dbname', source, 255) ?? db.defaultDatabase,
+    dbname: dbname ?? db.defaultDatabase,
     tls: parseTls(raw, source),
     ...(masterarn === undefined ? {} : { masterarn }),
     ...(scope === undefined ? {} : { scope }),
