@@ -150,7 +150,7 @@ export function parseDatabaseSecret(
   const maxUsername = maxUsernameLength(db, engine);
   if (typeof raw.username === 'string' && raw.username.length > maxUsername) {
     throw new InvalidSecretError(
-      `${source}: field "username" is ${raw.username.length} characters long; engine "${engine}" accepts at most ${maxUsername}`,
+      `${source}: field "username" is longer than the ${maxUsername} characters engine "${engine}" accepts (${raw.username.length})`,
       'username',
     );
   }

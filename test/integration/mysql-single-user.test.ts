@@ -323,6 +323,6 @@ describe('mysql single user', () => {
     // Assess
     expect(result.failedStep).toBe('createSecret');
     expect(result.error).toBeInstanceOf(InvalidSecretError);
-    expect(String(result.error)).toContain('engine "aurora-mysql" accepts at most 32');
+    expect(String(result.error)).toContain('is longer than the 32 characters engine "aurora-mysql" accepts');
   });
 });
