@@ -323,6 +323,8 @@ describe('mysql single user', () => {
     // Assess
     expect(result.failedStep).toBe('createSecret');
     expect(result.error).toBeInstanceOf(InvalidSecretError);
-    expect(String(result.error)).toContain('is longer than the 32 characters engine "aurora-mysql" accepts');
+    expect(String(result.error)).toContain(
+      'is longer than the 32 characters engine "aurora-mysql" accepts',
+    );
   });
 });
