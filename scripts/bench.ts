@@ -17,10 +17,14 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import pg from 'pg';
+import { createRotationHandler, type RotationHandler } from '../shared/rotation/handler.js';
+import { apiKeys } from '../shared/strategies/api-keys.js';
+import { sendGridFixture, stripeFixture, twilioFixture } from '../test/support/api-key-fixtures.js';
 import { FakeSecretsManager } from '../test/support/fake-secrets-manager.js';
 import { startFakeSecretsManagerServer } from '../test/support/fake-secrets-manager-http.js';
 import { startPostgres } from '../test/support/postgres-server.js';
 import { rotate } from '../test/support/rotation-driver.js';
+import type { RotationHarness } from '../test/support/rotation-harness.js';
 // @ts-expect-error: a plain ESM script without types; its exports are documented there.
 import { BASELINE, median, printTable, sample } from './cold-load.mjs';
 
@@ -33,6 +37,11 @@ interface Target {
   fn: string;
   /** A fresh secret for this target; returns its id. */
   secret(): Promise<string>;
+  /**
+   * API-key functions: the handler built from source against the provider's local fake (the
+   * bundle talks to the real provider). Database functions run their built bundle.
+   */
+  handler?: RotationHandler;
 }
 
 const run = (command: string, args: string[], env: NodeJS.ProcessEnv = process.env) =>
@@ -73,6 +82,7 @@ async function main() {
   };
   Object.assign(process.env, childEnv);
   const made: string[] = [];
+  const stops: (() => Promise<unknown>)[] = [];
   try {
     const base = { engine: 'postgres', host: url.hostname, port: Number(url.port), ssl: false };
     const master = fake.createSecret({
@@ -103,6 +113,22 @@ async function main() {
       { fn: 'postgres-single-user', secret: () => user() },
       { fn: 'postgres-alternating-users', secret: () => user({ masterarn: master }) },
     ];
+    for (const [fn, fixture] of [
+      ['sendgrid-api-key', sendGridFixture()],
+      ['stripe-api-key', stripeFixture('live')],
+      ['twilio-api-key', twilioFixture()],
+    ] as const) {
+      await fixture.fake.start();
+      stops.push(() => fixture.fake.stop());
+      targets.push({
+        fn,
+        secret: async () => fixture.provision({ fake } as RotationHarness).secretId,
+        handler: createRotationHandler({
+          strategy: apiKeys(fixture.provider(), { env: {} }),
+          env: childEnv,
+        }),
+      });
+    }
 
     // Cold load, interleaved with the bare client in the same rounds.
     console.log(`cold load: ${COLD_RUNS} fresh processes each…`);
@@ -137,24 +163,27 @@ async function main() {
       // Driver laziness, on the source (the bundle keeps the same lazy import).
       const lazySecret = await target.secret();
       const lazyToken = fake.startRotation(lazySecret);
-      const lazy = JSON.parse(
-        await run(
-          process.execPath,
-          [
-            '--import',
-            'tsx',
-            'scripts/bench-child.mjs',
-            pathToFileURL(path.join(root, 'functions', target.fn, 'index.ts')).href,
-            fake.arnOf(lazySecret),
-            lazyToken,
-            'createSecret,finishSecret',
-          ],
-          childEnv,
-        ),
-      );
+      const lazy = target.handler
+        ? { loadedAfter: {} }
+        : JSON.parse(
+            await run(
+              process.execPath,
+              [
+                '--import',
+                'tsx',
+                'scripts/bench-child.mjs',
+                pathToFileURL(path.join(root, 'functions', target.fn, 'index.ts')).href,
+                fake.arnOf(lazySecret),
+                lazyToken,
+                'createSecret,finishSecret',
+              ],
+              childEnv,
+            ),
+          );
 
       // Full rotations in this process, through the built bundle (a warm function).
-      const { handler } = await import(pathToFileURL(bundle).href);
+      const handler: RotationHandler =
+        target.handler ?? (await import(pathToFileURL(bundle).href)).handler;
       const secretId = await target.secret();
       const times: number[] = [];
       const calls: number[] = [];
@@ -171,23 +200,25 @@ async function main() {
         calls.push(fake.calls.length - before);
       }
 
-      // Peak memory of a fresh process doing one whole rotation.
+      // Peak memory of a fresh process doing one whole rotation (database bundles).
       const rssSecret = await target.secret();
       const rssToken = fake.startRotation(rssSecret);
-      const rss = JSON.parse(
-        await run(
-          process.execPath,
-          [
-            '--no-warnings',
-            'scripts/bench-child.mjs',
-            pathToFileURL(bundle).href,
-            fake.arnOf(rssSecret),
-            rssToken,
-            'createSecret,setSecret,testSecret,finishSecret',
-          ],
-          childEnv,
-        ),
-      );
+      const rss = target.handler
+        ? { maxRssKiB: Number.NaN }
+        : JSON.parse(
+            await run(
+              process.execPath,
+              [
+                '--no-warnings',
+                'scripts/bench-child.mjs',
+                pathToFileURL(bundle).href,
+                fake.arnOf(rssSecret),
+                rssToken,
+                'createSecret,setSecret,testSecret,finishSecret',
+              ],
+              childEnv,
+            ),
+          );
 
       const coldMs = coldMedian(target.fn);
       const ratio = coldMs / baseline;
@@ -199,10 +230,10 @@ async function main() {
         `${(bytes / 1024).toFixed(0)} KiB (${(gzip / 1024).toFixed(0)} gz)`,
         coldMs.toFixed(1),
         `${ratio.toFixed(2)}x`,
-        driverLoaded ? 'yes' : 'no',
+        target.handler ? 'none (no driver)' : driverLoaded ? 'yes' : 'no',
         (median([...times].sort((a, b) => a - b)) as number).toFixed(1),
         `${callsMedian} (first ${calls[0]})`,
-        rssMB.toFixed(1),
+        Number.isNaN(rssMB) ? 'n/a' : rssMB.toFixed(1),
       ]);
       if (ratio > LIMITS.coldRatio)
         verdicts.push(`${target.fn}: cold load ${ratio.toFixed(2)}x > ${LIMITS.coldRatio}x`);
@@ -240,7 +271,7 @@ async function main() {
       '# Benchmark',
       '',
       `Measured by \`npm run bench\` on ${new Date().toISOString().slice(0, 10)}: node ${process.version}, ${server.source} PostgreSQL, the fake Secrets Manager over HTTP on loopback.`,
-      `Cold load: median of ${COLD_RUNS} fresh processes, interleaved with the bare client (${baseline.toFixed(1)} ms in this run). Rotation: median of ${RUNS} full rotations by the built bundle in one warm process ("first": the first rotation's calls).`,
+      `Cold load: median of ${COLD_RUNS} fresh processes, interleaved with the bare client (${baseline.toFixed(1)} ms in this run). Rotation: median of ${RUNS} full rotations in one warm process ("first": the first rotation's calls): database functions run their built bundle against the local PostgreSQL; API-key functions run from source against the provider's local HTTP fake (their bundle would call the real provider), so no peak memory is given for them.`,
       '',
       `| ${headers.join(' | ')} |`,
       `| ${headers.map(() => '---').join(' | ')} |`,
