@@ -29,10 +29,13 @@ export default defineConfig({
           environment: 'node',
           env: awsEnv,
           setupFiles: ['test/support/leak-guard-setup.ts'],
-          globalSetup: ['test/support/postgres-global-setup.ts'],
+          globalSetup: [
+            'test/support/postgres-global-setup.ts',
+            'test/support/mysql-global-setup.ts',
+          ],
           testTimeout: 60_000,
           hookTimeout: 180_000,
-          // One database server is shared by every file; each test makes its own users.
+          // One server of each kind is shared by every file; each test makes its own users.
           fileParallelism: false,
         },
       },

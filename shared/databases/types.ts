@@ -47,24 +47,49 @@ export interface Database<C> {
   readonly defaultDatabase: string;
   /** Longest user name the server accepts. */
   readonly maxUsernameLength: number;
+  /**
+   * Longest user name for a secret's `engine`, where the servers one adapter serves differ
+   * (MySQL 32, MariaDB 80). createSecret never connects, so the engine is all it can go by;
+   * defaults to `maxUsernameLength`.
+   */
+  maxUsernameLengthFor?(engine: string): number;
+  /**
+   * The optional secret field that names a user's account *scope*, on servers where a user name
+   * alone is ambiguous: MySQL's host part of `'user'@'host'` (field `accounthost`). Parsed into
+   * `DatabaseSecret.scope` and passed to the methods below as `scope`; absent, the adapter reads
+   * it from the server. Servers without the notion leave this out and ignore `scope`.
+   */
+  readonly scopeField?: string;
   connect(login: Login, options?: ConnectOptions): Promise<C>;
   /** Changes `user`'s password. Signed in as that user or as an administrator. */
-  setPassword(connection: C, user: string, password: string): Promise<void>;
-  userExists(connection: C, user: string): Promise<boolean>;
+  setPassword(connection: C, user: string, password: string, scope?: string): Promise<void>;
+  userExists(connection: C, user: string, scope?: string): Promise<boolean>;
   /** Creates `user` with `password` and the privileges of `like`, atomically. */
-  createUserLike(connection: C, user: string, password: string, like: string): Promise<void>;
+  createUserLike(
+    connection: C,
+    user: string,
+    password: string,
+    like: string,
+    scope?: string,
+  ): Promise<void>;
+  /**
+   * The scope of `user`'s account, read from the server (MySQL: the host part), for servers
+   * with `scopeField`. Throws InvalidSecretError naming `scopeField` when the name is
+   * ambiguous (several accounts) and the secret must choose.
+   */
+  accountScope?(connection: C, user: string): Promise<string | undefined>;
   /**
    * Makes `user`'s privileges equal to `like`'s (grants, roles, account options), for
    * servers where a clone does not follow its original by itself. Idempotent. Resolves a short
    * description of each difference it fixed, for the log (never a secret).
    */
-  syncPrivileges?(connection: C, user: string, like: string): Promise<string[]>;
+  syncPrivileges?(connection: C, user: string, like: string, scope?: string): Promise<string[]>;
   /**
    * Throws InvalidSecretError unless `clone` is a faithful clone of `original`: made from it
    * and holding no power the original lacks. Called before an existing alternate user's
    * password is changed, so that rotation never takes over an unrelated account.
    */
-  verifyClone?(connection: C, clone: string, original: string): Promise<void>;
+  verifyClone?(connection: C, clone: string, original: string, scope?: string): Promise<void>;
   /** A harmless query that proves the session works. */
   ping(connection: C): Promise<void>;
   /** Closes the connection; never throws. */

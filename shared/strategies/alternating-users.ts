@@ -14,6 +14,7 @@ import type { StepContext, Strategy } from '../rotation/types.js';
 import {
   type DatabaseSecret,
   loginOf,
+  maxUsernameLength,
   optionalString,
   parseJsonObject,
   parsePort,
@@ -161,9 +162,10 @@ export function alternatingUsers<C>(
     async createPending(step) {
       const current = await step.current();
       const username = alternateUsername(current.username);
-      if (username.length > db.maxUsernameLength) {
+      const limit = maxUsernameLength(db, current.engine);
+      if (username.length > limit) {
         throw new InvalidSecretError(
-          `AWSCURRENT: user "${current.username}" cannot alternate: "${username}" is longer than ${db.name}'s ${db.maxUsernameLength} characters`,
+          `AWSCURRENT: user "${current.username}" cannot alternate: "${username}" is longer than ${db.name}'s ${limit} characters (engine "${current.engine}")`,
           'username',
         );
       }
@@ -179,7 +181,7 @@ export function alternatingUsers<C>(
           'username',
         );
       }
-      requireSameServer(pending, current);
+      requireSameServer(pending, current, db.scopeField);
       if (pending.masterarn !== current.masterarn) {
         throw new InvalidSecretError(
           'AWSPENDING names another masterarn than AWSCURRENT',
@@ -224,17 +226,25 @@ export function alternatingUsers<C>(
         tls: master.tls ?? (current.tls === 'disable' ? 'prefer' : current.tls),
       };
       await withConnection(db, masterLogin, step, async (connection) => {
-        if (!(await db.userExists(connection, pending.username))) {
+        // The original (the name without _clone) is the source of truth. Where accounts have a
+        // scope (MySQL's host part), the clone lives in the original's.
+        const original = originalUsername(current.username);
+        const clone = `${original}${CLONE_SUFFIX}`;
+        const scope = current.scope ?? (await db.accountScope?.(connection, original));
+        const scoped = scope === undefined ? {} : { scope };
+        if (!(await db.userExists(connection, pending.username, scope))) {
           try {
             await db.createUserLike(
               connection,
               pending.username,
               pending.password,
               current.username,
+              scope,
             );
             step.logger.info("created the alternate user with the privileges of AWSCURRENT's", {
               user: pending.username,
               like: current.username,
+              ...scoped,
             });
             return;
           } catch (error) {
@@ -242,19 +252,18 @@ export function alternatingUsers<C>(
             if (!(error instanceof UserExistsError)) throw error;
           }
         }
-        // The original (the name without _clone) is the source of truth: grants a DBA gives or
-        // takes from it are mirrored onto the clone, whichever of the two is AWSCURRENT. This
-        // runs even when AWSPENDING already signs in (a retry): a run that died after setting
-        // the password, on a server whose changes are not transactional, must still converge.
-        const original = originalUsername(current.username);
-        const clone = `${original}${CLONE_SUFFIX}`;
+        // Grants a DBA gives or takes from the original are mirrored onto the clone, whichever of
+        // the two is AWSCURRENT. This runs even when AWSPENDING already signs in (a retry): a run
+        // that died after setting the password, on a server whose changes are not transactional,
+        // must still converge.
         // Never adopt an account that is not our clone: its password would be handed out.
-        await db.verifyClone?.(connection, clone, original);
-        const changes = (await db.syncPrivileges?.(connection, clone, original)) ?? [];
+        await db.verifyClone?.(connection, clone, original, scope);
+        const changes = (await db.syncPrivileges?.(connection, clone, original, scope)) ?? [];
         if (changes.length > 0) {
           step.logger.info("reconciled the clone's privileges with the original's", {
             user: clone,
             like: original,
+            ...scoped,
             changes,
           });
         }
@@ -264,7 +273,7 @@ export function alternatingUsers<C>(
           });
           return;
         }
-        await db.setPassword(connection, pending.username, pending.password);
+        await db.setPassword(connection, pending.username, pending.password, scope);
         step.logger.info('changed the password of the alternate user', {
           user: pending.username,
         });

@@ -11,6 +11,11 @@ export interface DatabaseSecret {
   dbname: string;
   tls: TlsMode;
   masterarn?: string;
+  /**
+   * The account scope the secret names in the database's `scopeField` (MySQL: the host part of
+   * `'user'@'host'`, field `accounthost`); absent, the adapter reads it from the server.
+   */
+  scope?: string;
   /** The stored JSON object as it was, so serialisation keeps every other key. */
   raw: Readonly<Record<string, unknown>>;
 }
@@ -120,7 +125,13 @@ export function parseDatabaseSecret(
   source: Source,
   db: Pick<
     Database<unknown>,
-    'engines' | 'defaultPort' | 'defaultDatabase' | 'maxUsernameLength' | 'name'
+    | 'engines'
+    | 'defaultPort'
+    | 'defaultDatabase'
+    | 'maxUsernameLength'
+    | 'maxUsernameLengthFor'
+    | 'scopeField'
+    | 'name'
   >,
 ): DatabaseSecret {
   const raw = parseJsonObject(text, source);
@@ -136,13 +147,25 @@ export function parseDatabaseSecret(
   if (/\s/.test(host)) {
     throw new InvalidSecretError(`${source}: field "host" contains white space`, 'host');
   }
-  const username = requiredString(raw, 'username', source, db.maxUsernameLength);
+  const maxUsername = maxUsernameLength(db, engine);
+  if (typeof raw.username === 'string' && raw.username.length > maxUsername) {
+    throw new InvalidSecretError(
+      `${source}: field "username" is longer than the ${maxUsername} characters engine "${engine}" accepts (${raw.username.length})`,
+      'username',
+    );
+  }
+  const username = requiredString(raw, 'username', source, maxUsername);
   const password = requiredString(raw, 'password', source, 4096);
   const masterarn = optionalString(raw, 'masterarn', source, 2048);
+  const scope =
+    db.scopeField === undefined
+      ? undefined
+      : optionalString(raw, db.scopeField, source, MAX_HOST_LENGTH);
   const dbname = optionalString(raw, 'dbname', source, 255);
   requireNoControl(host, 'host', source);
   requireNoControl(username, 'username', source);
   requireNoControl(dbname, 'dbname', source);
+  if (db.scopeField !== undefined) requireNoControl(scope, db.scopeField, source);
   return {
     engine,
     host,
@@ -152,9 +175,16 @@ export function parseDatabaseSecret(
     dbname: dbname ?? db.defaultDatabase,
     tls: parseTls(raw, source),
     ...(masterarn === undefined ? {} : { masterarn }),
+    ...(scope === undefined ? {} : { scope }),
     raw,
   };
 }
+
+/** The longest user name `db` accepts for a secret of `engine`. */
+export const maxUsernameLength = (
+  db: Pick<Database<unknown>, 'maxUsernameLength' | 'maxUsernameLengthFor'>,
+  engine: string,
+): number => db.maxUsernameLengthFor?.(engine) ?? db.maxUsernameLength;
 
 /** The same secret with other credentials; every other key is kept as stored. */
 export function withCredentials(

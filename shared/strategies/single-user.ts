@@ -30,12 +30,22 @@ export function databaseSecretStrategy<C>(db: Database<C>) {
   };
 }
 
-/** Pending must target the same server as AWSCURRENT: never act on another host. */
-export function requireSameServer(pending: DatabaseSecret, current: DatabaseSecret): void {
+/** Pending must target the same server and account scope as AWSCURRENT: never act elsewhere. */
+export function requireSameServer(
+  pending: DatabaseSecret,
+  current: DatabaseSecret,
+  scopeField = 'scope',
+): void {
   if (!sameHost(pending.host, current.host) || pending.port !== current.port) {
     throw new InvalidSecretError(
       `AWSPENDING names host ${pending.host}:${pending.port} but AWSCURRENT names ${current.host}:${current.port}`,
       'host',
+    );
+  }
+  if (pending.scope !== current.scope) {
+    throw new InvalidSecretError(
+      `AWSPENDING names another "${scopeField}" than AWSCURRENT`,
+      scopeField,
     );
   }
 }
@@ -65,7 +75,7 @@ export function singleUser<C>(db: Database<C>): Strategy<DatabaseSecret> {
           'username',
         );
       }
-      requireSameServer(pending, current);
+      requireSameServer(pending, current, db.scopeField);
 
       const already = await trySignIn(db, loginOf(pending), step);
       if (already !== undefined) {
@@ -107,7 +117,7 @@ export function singleUser<C>(db: Database<C>): Strategy<DatabaseSecret> {
       }
       step.logger.info(`signed in with ${signedInWith}`, { user: current.username });
       try {
-        await db.setPassword(connection, pending.username, pending.password);
+        await db.setPassword(connection, pending.username, pending.password, pending.scope);
       } finally {
         await db.close(connection);
       }

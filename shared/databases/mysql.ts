@@ -1,0 +1,733 @@
+import { randomBytes } from 'node:crypto';
+import {
+  AuthenticationError,
+  ConfigurationError,
+  ConnectionError,
+  ConnectTimeoutError,
+  DatabaseError,
+  HostUnreachableError,
+  InvalidSecretError,
+  RotationError,
+  TlsError,
+  TooManyConnectionsError,
+  UserExistsError,
+} from '../common/errors.js';
+import type { RotationLogger } from '../common/logger.js';
+import {
+  type Account,
+  type AccountOptions,
+  capabilitiesOf,
+  extraGlobalPrivileges,
+  type MysqlServer,
+  parseServerVersion,
+  parseShowGrants,
+  planAccountOptions,
+  planGrantChanges,
+  type Quoting,
+  type Role,
+  renderAccount,
+  renderCreateUser,
+  renderRole,
+} from './mysql-grants.js';
+import type { ConnectOptions, Database, Login } from './types.js';
+
+/** The part of a mysql2/promise connection the adapter uses. */
+export interface MysqlClient {
+  query(options: {
+    sql: string;
+    values?: unknown[];
+    timeout?: number;
+  }): Promise<[unknown, unknown]>;
+  end(): Promise<void>;
+  destroy(): void;
+  on(event: 'error', listener: (error: unknown) => void): unknown;
+}
+
+/** What the adapter needs from mysql2/promise (injected in unit tests). */
+export interface MysqlDriver {
+  createConnection(config: {
+    host: string;
+    port: number;
+    user: string;
+    password: string;
+    database?: string;
+    ssl?: { rejectUnauthorized: boolean; verifyIdentity?: boolean };
+    connectTimeout: number;
+    charset: string;
+    multipleStatements: false;
+    connectAttributes?: Record<string, string>;
+  }): Promise<MysqlClient>;
+  escape(value: unknown): string;
+  escapeId(value: string, forbidQualified?: boolean): string;
+}
+
+/** A signed-in session, with what the server said about itself. */
+export interface MysqlSession {
+  client: MysqlClient;
+  driver: MysqlDriver;
+  server: MysqlServer;
+  /** CURRENT_USER(): the account the session signed in as. */
+  account: Account;
+  logger?: RotationLogger;
+}
+
+/** Options of {@link createMysql}; unset ones come from `env`. */
+export interface MysqlOptions {
+  /** Connect timeout in ms when the caller gives none (default 10000). */
+  connectTimeoutMs?: number;
+  /** Client-side timeout of every statement, in ms (default 30000). */
+  statementTimeoutMs?: number;
+  /**
+   * Single user on MySQL 8.0.14+: change the password with RETAIN CURRENT PASSWORD, so the old
+   * one keeps working until the next rotation discards it. Default: MYSQL_RETAIN_CURRENT_PASSWORD,
+   * else true.
+   */
+  retainCurrentPassword?: boolean;
+  /** Lowers the user name limit (MySQL 32, MariaDB 80). Default: MYSQL_MAX_USERNAME_LENGTH. */
+  maxUsernameLength?: number;
+  /** Where the settings above are read from (default `process.env`). */
+  env?: Readonly<Record<string, string | undefined>>;
+  /** Loads the driver; by default mysql2/promise, imported on first connect. */
+  driver?: () => Promise<MysqlDriver>;
+}
+
+/** The secret field naming the host part of the account, `'user'@'<accounthost>'`. */
+export const ACCOUNT_HOST_FIELD = 'accounthost';
+
+const ER = {
+  accessDenied: 1045,
+  accessDeniedNoPassword: 1698,
+  hostNotPrivileged: 1130,
+  dbAccessDenied: 1044,
+  badDb: 1049,
+  conCount: 1040,
+  tooManyUserConnections: 1203,
+  userLimitReached: 1226,
+  specificAccessDenied: 1227,
+  serverShutdown: 1053,
+  hostIsBlocked: 1129,
+  mysqlAccountLocked: 3118,
+  mariadbAccountLocked: 4151,
+  cannotUser: 1396,
+} as const;
+
+const UNREACHABLE = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+  'ECONNRESET',
+  'EPIPE',
+  'PROTOCOL_CONNECTION_LOST',
+]);
+const TLS_CODES = new Set([
+  'HANDSHAKE_SSL_ERROR',
+  'HANDSHAKE_NO_SSL_SUPPORT',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'CERT_UNTRUSTED',
+  'CERT_REJECTED',
+  'HOSTNAME_MISMATCH',
+  'EPROTO',
+]);
+
+const errorCode = (error: unknown): string | undefined => {
+  if (error instanceof AggregateError) return errorCode(error.errors[0]);
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : undefined;
+};
+const errorNumber = (error: unknown): number | undefined => {
+  const errno = (error as { errno?: unknown } | null)?.errno;
+  return typeof errno === 'number' && errno > 0 ? errno : undefined;
+};
+const messageOf = (error: unknown): string =>
+  error instanceof Error ? error.message : String(error);
+
+/** Replaces every value in `secrets` with ***. */
+function scrub(text: string, secrets: readonly string[]): string {
+  let result = text;
+  for (const secret of secrets) {
+    if (secret.length > 0) result = result.split(secret).join('***');
+  }
+  return result;
+}
+
+/**
+ * Takes secrets out of a driver error in place: mysql2 keeps the whole statement in `sql`, and
+ * a syntax error quotes the statement near the failure.
+ */
+function scrubDriverError(error: unknown, secrets: readonly string[]): void {
+  if (typeof error !== 'object' || error === null) return;
+  const fields = error as {
+    sql?: unknown;
+    sqlMessage?: unknown;
+    message?: unknown;
+    stack?: unknown;
+  };
+  delete fields.sql;
+  for (const key of ['sqlMessage', 'message', 'stack'] as const) {
+    if (typeof fields[key] === 'string') fields[key] = scrub(fields[key] as string, secrets);
+  }
+}
+
+const where = (login: Login): string =>
+  `MySQL/MariaDB at ${login.host}:${login.port}${login.database ? ` (database "${login.database}")` : ''} as user "${login.user}"`;
+
+/** Turns a driver failure while connecting into the error family strategies act on. */
+export function classifyMysqlError(error: unknown, login: Login): RotationError {
+  if (error instanceof RotationError) return error;
+  scrubDriverError(error, [login.password]);
+  const code = errorCode(error);
+  const errno = errorNumber(error);
+  const message = scrub(messageOf(error), [login.password]);
+  const at = where(login);
+  if (
+    errno === ER.accessDenied ||
+    errno === ER.accessDeniedNoPassword ||
+    errno === ER.hostNotPrivileged
+  ) {
+    return new AuthenticationError(`${at} refused the credentials: ${message}`, { cause: error });
+  }
+  if (
+    errno === ER.conCount ||
+    errno === ER.tooManyUserConnections ||
+    errno === ER.userLimitReached
+  ) {
+    return new TooManyConnectionsError(`${at}: no free connection slot: ${message}`, {
+      cause: error,
+    });
+  }
+  if (errno === ER.dbAccessDenied || errno === ER.badDb) {
+    return new DatabaseError(`${at}: ${message}`, { cause: error });
+  }
+  if (errno === ER.mysqlAccountLocked || errno === ER.mariadbAccountLocked) {
+    return new DatabaseError(`${at}: the account is locked: ${message}`, { cause: error });
+  }
+  if (errno === ER.serverShutdown || errno === ER.hostIsBlocked) {
+    return new ConnectionError(
+      `${at}: the server is not accepting connections: ${message}`,
+      'unavailable',
+      {
+        cause: error,
+      },
+    );
+  }
+  if (code !== undefined && UNREACHABLE.has(code)) {
+    return new HostUnreachableError(`cannot reach ${at}: ${code}`, { cause: error });
+  }
+  if (
+    code === 'ETIMEDOUT' ||
+    code === 'PROTOCOL_SEQUENCE_TIMEOUT' ||
+    /timeout|timed out/i.test(message)
+  ) {
+    return new ConnectTimeoutError(`${at} did not answer in time: ${message}`, { cause: error });
+  }
+  if (
+    code !== undefined &&
+    (TLS_CODES.has(code) || code.startsWith('ERR_TLS') || code.startsWith('ERR_SSL'))
+  ) {
+    return new TlsError(`TLS with ${at} failed: ${code}: ${message}`, { cause: error });
+  }
+  return new ConnectionError(`${at}: ${message}`, 'unavailable', { cause: error });
+}
+
+function readBoolean(
+  env: Readonly<Record<string, string | undefined>>,
+  name: string,
+  fallback: boolean,
+): boolean {
+  const raw = env[name]?.trim().toLowerCase();
+  if (raw === undefined || raw === '') return fallback;
+  if (raw === 'true') return true;
+  if (raw === 'false') return false;
+  throw new ConfigurationError(
+    `environment variable ${name} must be "true" or "false", got ${JSON.stringify(env[name])}`,
+  );
+}
+
+function readLimit(
+  env: Readonly<Record<string, string | undefined>>,
+  name: string,
+): number | undefined {
+  const raw = env[name]?.trim();
+  if (raw === undefined || raw === '') return undefined;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < 1 || value > 80) {
+    throw new ConfigurationError(
+      `environment variable ${name} must be a whole number from 1 to 80, got ${JSON.stringify(raw)}`,
+    );
+  }
+  return value;
+}
+
+const defaultDriver = async (): Promise<MysqlDriver> => {
+  const mysql = await import('mysql2/promise');
+  return {
+    createConnection: (config) => mysql.createConnection(config) as unknown as Promise<MysqlClient>,
+    escape: (value) => mysql.escape(value as Parameters<typeof mysql.escape>[0]),
+    escapeId: (value, forbidQualified) => mysql.escapeId(value, forbidQualified),
+  };
+};
+
+const showAccount = (a: Account): string => `'${a.user}'@'${a.host}'`;
+const sameAccount = (a: Account, b: Account): boolean =>
+  a.user === b.user && a.host.toLowerCase() === b.host.toLowerCase();
+
+/**
+ * MySQL 5.7 / 8.x / 9.x, Aurora MySQL and MariaDB 10.x / 11.x through `mysql2` (pure
+ * JavaScript), imported on first connect so createSecret and finishSecret never load it. The
+ * flavour and version come from the server (`SELECT VERSION()`), not from the secret's engine.
+ * Accounts are `'user'@'host'`: the host part is the one the session signed in as, the one the
+ * secret names in `accounthost`, or the only one the server has for that name.
+ *
+ * @example
+ * export const handler = createRotationHandler({ strategy: singleUser(createMysql()), logger });
+ */
+export function createMysql(options: MysqlOptions = {}): Database<MysqlSession> {
+  const env = options.env ?? process.env;
+  const connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
+  const statementTimeoutMs = options.statementTimeoutMs ?? 30_000;
+  const retainCurrentPassword =
+    options.retainCurrentPassword ?? readBoolean(env, 'MYSQL_RETAIN_CURRENT_PASSWORD', true);
+  const usernameLimit = options.maxUsernameLength ?? readLimit(env, 'MYSQL_MAX_USERNAME_LENGTH');
+  const loadDriver = options.driver ?? defaultDriver;
+  let driverPromise: Promise<MysqlDriver> | undefined;
+
+  const quoting = (session: MysqlSession): Quoting => ({
+    id: (name) => session.driver.escapeId(name, true),
+    str: (value) => session.driver.escape(value),
+  });
+
+  async function run<T = unknown>(
+    session: MysqlSession,
+    what: string,
+    sql: string,
+    values: unknown[] = [],
+    secrets: readonly string[] = [],
+  ): Promise<T> {
+    try {
+      const [rows] = await session.client.query({ sql, values, timeout: statementTimeoutMs });
+      return rows as T;
+    } catch (error) {
+      // A syntax error quotes the statement as sent: with the escaped form of the values.
+      const all = secrets.flatMap((secret) => [secret, session.driver.escape(secret).slice(1, -1)]);
+      scrubDriverError(error, all);
+      throw new DatabaseError(`MySQL/MariaDB: ${what} failed: ${scrub(messageOf(error), all)}`, {
+        cause: error,
+      });
+    }
+  }
+
+  async function open(
+    login: Login,
+    ssl: { rejectUnauthorized: boolean; verifyIdentity?: boolean } | undefined,
+    timeoutMs: number,
+    logger: RotationLogger | undefined,
+  ): Promise<MysqlSession> {
+    driverPromise ??= loadDriver();
+    const driver = await driverPromise;
+    const client = await driver.createConnection({
+      host: login.host,
+      port: login.port,
+      user: login.user,
+      password: login.password,
+      ...(login.database ? { database: login.database } : {}),
+      ...(ssl ? { ssl } : {}),
+      connectTimeout: Math.max(1, Math.floor(timeoutMs)),
+      charset: 'utf8mb4',
+      multipleStatements: false,
+      connectAttributes: { program_name: 'secrets-rotation' },
+    });
+    // A server-side disconnect emits 'error'; without a listener it would crash the process.
+    client.on('error', () => {});
+    const session: MysqlSession = {
+      client,
+      driver,
+      server: { flavor: 'mysql', major: 0, minor: 0, patch: 0, version: '' },
+      account: { user: login.user, host: '' },
+      ...(logger ? { logger } : {}),
+    };
+    try {
+      const rows = await run<{ version: string; account: string; sqlMode: string }[]>(
+        session,
+        'reading the server version',
+        'SELECT VERSION() AS version, CURRENT_USER() AS account, @@SESSION.sql_mode AS sqlMode',
+      );
+      const row = rows[0];
+      if (!row) throw new DatabaseError('MySQL/MariaDB: SELECT VERSION() returned no row');
+      session.server = parseServerVersion(String(row.version));
+      const at = String(row.account).lastIndexOf('@');
+      session.account = {
+        user: at < 0 ? String(row.account) : String(row.account).slice(0, at),
+        host: at < 0 ? '%' : String(row.account).slice(at + 1),
+      };
+      // The driver escapes with backslashes: a server running NO_BACKSLASH_ESCAPES would read
+      // an escaped quote as the end of the string. Never let it apply to this session.
+      const modes = String(row.sqlMode ?? '').split(',');
+      if (modes.some((mode) => mode.trim().toUpperCase() === 'NO_BACKSLASH_ESCAPES')) {
+        await run(session, 'setting sql_mode', 'SET SESSION sql_mode = ?', [
+          modes.filter((mode) => mode.trim().toUpperCase() !== 'NO_BACKSLASH_ESCAPES').join(','),
+        ]);
+      }
+      return session;
+    } catch (error) {
+      await client.end().catch(() => client.destroy());
+      throw error;
+    }
+  }
+
+  /** The host part of `user`'s only account, read from mysql.user. */
+  async function accountScope(session: MysqlSession, user: string): Promise<string | undefined> {
+    const rows = await run<{ host: string }[]>(
+      session,
+      `looking up the accounts of user "${user}"`,
+      `SELECT Host AS host FROM mysql.user WHERE User = ?${session.server.flavor === 'mariadb' ? " AND is_role <> 'Y'" : ''} ORDER BY Host`,
+      [user],
+    );
+    if (rows.length === 0) return undefined;
+    if (rows.length > 1) {
+      throw new InvalidSecretError(
+        `user "${user}" has ${rows.length} accounts (${rows.map((r) => `'${user}'@'${r.host}'`).join(', ')}): name the one to rotate in the secret's field "${ACCOUNT_HOST_FIELD}"`,
+        ACCOUNT_HOST_FIELD,
+      );
+    }
+    return (rows[0] as { host: string }).host;
+  }
+
+  /** The account `user` names: the session's own, the secret's `accounthost`, or the only one. */
+  async function accountOf(session: MysqlSession, user: string, scope?: string): Promise<Account> {
+    if (session.account.user === user) {
+      if (scope !== undefined && scope.toLowerCase() !== session.account.host.toLowerCase()) {
+        throw new InvalidSecretError(
+          `signed in as ${showAccount(session.account)}, but the secret's "${ACCOUNT_HOST_FIELD}" names '${user}'@'${scope}'`,
+          ACCOUNT_HOST_FIELD,
+        );
+      }
+      return session.account;
+    }
+    if (scope !== undefined) return { user, host: scope };
+    const host = await accountScope(session, user);
+    if (host === undefined) throw new DatabaseError(`MySQL/MariaDB: there is no user "${user}"`);
+    return { user, host };
+  }
+
+  async function accountExists(session: MysqlSession, account: Account): Promise<boolean> {
+    const rows = await run<unknown[]>(
+      session,
+      `looking up ${showAccount(account)}`,
+      `SELECT 1 FROM mysql.user WHERE User = ? AND Host = ?${session.server.flavor === 'mariadb' ? " AND is_role <> 'Y'" : ''}`,
+      [account.user, account.host],
+    );
+    return rows.length > 0;
+  }
+
+  async function showGrants(session: MysqlSession, account: Account) {
+    const rows = await run<Record<string, unknown>[]>(
+      session,
+      `reading the grants of ${showAccount(account)}`,
+      'SHOW GRANTS FOR ?@?',
+      [account.user, account.host],
+    );
+    return parseShowGrants(rows.map((row) => String(Object.values(row)[0] ?? '')));
+  }
+
+  async function readOptions(session: MysqlSession, account: Account): Promise<AccountOptions> {
+    const mariadb = session.server.flavor === 'mariadb';
+    const rows = await run<Record<string, unknown>[]>(
+      session,
+      `reading the account options of ${showAccount(account)}`,
+      `SELECT plugin, CONVERT(ssl_type USING utf8mb4) AS sslType,
+              CONVERT(ssl_cipher USING utf8mb4) AS sslCipher,
+              CONVERT(x509_issuer USING utf8mb4) AS x509Issuer,
+              CONVERT(x509_subject USING utf8mb4) AS x509Subject,
+              max_questions AS maxQuestions, max_updates AS maxUpdates,
+              max_connections AS maxConnections, max_user_connections AS maxUserConnections
+              ${mariadb ? ', CAST(max_statement_time AS CHAR) AS maxStatementTime' : ''}
+         FROM mysql.user WHERE User = ? AND Host = ?`,
+      [account.user, account.host],
+    );
+    const row = rows[0];
+    if (!row) throw new DatabaseError(`MySQL/MariaDB: there is no account ${showAccount(account)}`);
+    const text = (value: unknown) => (value === null || value === undefined ? '' : String(value));
+    return {
+      plugin: text(row.plugin),
+      sslType: text(row.sslType),
+      sslCipher: text(row.sslCipher),
+      x509Issuer: text(row.x509Issuer),
+      x509Subject: text(row.x509Subject),
+      maxQuestions: Number(row.maxQuestions ?? 0),
+      maxUpdates: Number(row.maxUpdates ?? 0),
+      maxConnections: Number(row.maxConnections ?? 0),
+      maxUserConnections: Number(row.maxUserConnections ?? 0),
+      ...(mariadb ? { maxStatementTime: text(row.maxStatementTime) || '0' } : {}),
+    };
+  }
+
+  /** MySQL 8 keeps default roles in mysql.default_roles; MariaDB prints them in SHOW GRANTS. */
+  async function mysqlDefaultRoles(session: MysqlSession, account: Account): Promise<Role[]> {
+    const rows = await run<{ name: string; host: string }[]>(
+      session,
+      `reading the default roles of ${showAccount(account)}`,
+      'SELECT DEFAULT_ROLE_USER AS name, DEFAULT_ROLE_HOST AS host FROM mysql.default_roles WHERE USER = ? AND HOST = ? ORDER BY 1, 2',
+      [account.user, account.host],
+    );
+    return rows.map((r) => ({ name: String(r.name), host: String(r.host) }));
+  }
+
+  async function syncDefaultRoles(
+    session: MysqlSession,
+    clone: Account,
+    want: Role[],
+    have: Role[],
+  ): Promise<string[]> {
+    const key = (roles: Role[]) =>
+      JSON.stringify(roles.map((r) => [r.name, r.host ?? null]).sort());
+    if (key(want) === key(have)) return [];
+    const q = quoting(session);
+    const roles =
+      want.length === 0 ? 'NONE' : want.map((r) => renderRole(r, session.server, q)).join(', ');
+    const sql =
+      session.server.flavor === 'mariadb'
+        ? `SET DEFAULT ROLE ${roles} FOR ${renderAccount(clone, q)}`
+        : `SET DEFAULT ROLE ${roles} TO ${renderAccount(clone, q)}`;
+    await run(session, `setting the default role of ${showAccount(clone)}`, sql);
+    const shown =
+      want.length === 0
+        ? 'NONE'
+        : want
+            .map((r) => (r.host === undefined ? `\`${r.name}\`` : `\`${r.name}\`@\`${r.host}\``))
+            .join(', ');
+    return [`set DEFAULT ROLE ${shown}`];
+  }
+
+  /** Makes `clone`'s account options, grants, roles and default role those of `original`. */
+  async function sync(session: MysqlSession, clone: Account, original: Account): Promise<string[]> {
+    const q = quoting(session);
+    const changes: string[] = [];
+    const options = planAccountOptions(
+      session.server,
+      clone,
+      await readOptions(session, original),
+      await readOptions(session, clone),
+      q,
+    );
+    for (const sql of options.statements) {
+      await run(session, `setting the account options of ${showAccount(clone)}`, sql);
+    }
+    changes.push(...options.changes);
+
+    const MAX_PASSES = 4;
+    let want = await showGrants(session, original);
+    let have = await showGrants(session, clone);
+    for (let pass = 1; ; pass++) {
+      const plan = planGrantChanges(session.server, clone, want.grants, have.grants, q);
+      if (plan.statements.length === 0) break;
+      if (pass === MAX_PASSES) {
+        throw new DatabaseError(
+          `MySQL/MariaDB: the grants of ${showAccount(clone)} still differ from ${showAccount(original)}'s after ${MAX_PASSES - 1} passes: ${plan.changes.join('; ')}`,
+        );
+      }
+      for (const sql of plan.statements) {
+        await run(session, `changing the grants of ${showAccount(clone)}`, sql);
+      }
+      changes.push(...plan.changes);
+      want = await showGrants(session, original);
+      have = await showGrants(session, clone);
+    }
+
+    if (capabilitiesOf(session.server).roles) {
+      const [wantDefault, haveDefault] =
+        session.server.flavor === 'mariadb'
+          ? [want.defaultRole ? [want.defaultRole] : [], have.defaultRole ? [have.defaultRole] : []]
+          : [await mysqlDefaultRoles(session, original), await mysqlDefaultRoles(session, clone)];
+      changes.push(...(await syncDefaultRoles(session, clone, wantDefault, haveDefault)));
+    }
+    return changes;
+  }
+
+  async function changePassword(
+    session: MysqlSession,
+    account: Account,
+    password: string,
+  ): Promise<void> {
+    const q = quoting(session);
+    const target = renderAccount(account, q);
+    const capabilities = capabilitiesOf(session.server);
+    const what = `changing the password of ${showAccount(account)}`;
+    if (capabilities.passwordSyntax === 'set-password') {
+      await run(session, what, `SET PASSWORD FOR ${target} = PASSWORD(?)`, [password], [password]);
+      return;
+    }
+    const own = sameAccount(account, session.account);
+    if (capabilities.dualPasswords) {
+      // A secondary password left by the previous rotation (or a person) goes first.
+      try {
+        await run(
+          session,
+          `discarding the old password of ${showAccount(account)}`,
+          `ALTER USER ${target} DISCARD OLD PASSWORD`,
+        );
+      } catch (error) {
+        if (!(own && errorNumber((error as Error).cause) === ER.specificAccessDenied)) throw error;
+        session.logger?.debug(
+          'no APPLICATION_PASSWORD_ADMIN: cannot discard an old secondary password',
+          {
+            account: showAccount(account),
+          },
+        );
+      }
+      if (own && retainCurrentPassword) {
+        try {
+          await run(
+            session,
+            what,
+            `ALTER USER ${target} IDENTIFIED BY ? RETAIN CURRENT PASSWORD`,
+            [password],
+            [password],
+          );
+          session.logger?.info(
+            'kept the replaced password as the secondary password until the next rotation (RETAIN CURRENT PASSWORD)',
+            { account: showAccount(account) },
+          );
+          return;
+        } catch (error) {
+          if (errorNumber((error as Error).cause) !== ER.specificAccessDenied) throw error;
+          session.logger?.warn(
+            'the user lacks APPLICATION_PASSWORD_ADMIN: changing the password without a grace period (set MYSQL_RETAIN_CURRENT_PASSWORD=false to silence this)',
+            { account: showAccount(account) },
+          );
+        }
+      }
+    }
+    await run(session, what, `ALTER USER ${target} IDENTIFIED BY ?`, [password], [password]);
+  }
+
+  return {
+    name: 'MySQL/MariaDB',
+    engines: ['mysql', 'aurora-mysql', 'mariadb'],
+    defaultPort: 3306,
+    defaultDatabase: '',
+    maxUsernameLength: Math.min(80, usernameLimit ?? 80),
+    maxUsernameLengthFor: (engine) =>
+      Math.min(engine === 'mariadb' ? 80 : 32, usernameLimit ?? Number.POSITIVE_INFINITY),
+    scopeField: ACCOUNT_HOST_FIELD,
+
+    async connect(login: Login, connectOptions: ConnectOptions = {}): Promise<MysqlSession> {
+      const timeoutMs = connectOptions.timeoutMs ?? connectTimeoutMs;
+      const logger = connectOptions.logger;
+      try {
+        if (login.tls === 'disable') return await open(login, undefined, timeoutMs, logger);
+        if (login.tls === 'verify') {
+          return await open(
+            login,
+            { rejectUnauthorized: true, verifyIdentity: true },
+            timeoutMs,
+            logger,
+          );
+        }
+        try {
+          // "TLS preferred": encrypt without verification; plaintext only if the server has no TLS.
+          return await open(login, { rejectUnauthorized: false }, timeoutMs, logger);
+        } catch (error) {
+          if (errorCode(error) !== 'HANDSHAKE_NO_SSL_SUPPORT') throw error;
+          logger?.warn(
+            'server offers no TLS; connecting in plaintext (set "ssl": true to forbid this)',
+            {
+              host: login.host,
+              port: login.port,
+              user: login.user,
+            },
+          );
+          return await open(login, undefined, timeoutMs, logger);
+        }
+      } catch (error) {
+        throw classifyMysqlError(error, login);
+      }
+    },
+
+    async setPassword(session, user, password, scope) {
+      await changePassword(session, await accountOf(session, user, scope), password);
+    },
+
+    async userExists(session, user, scope) {
+      if (scope === undefined) {
+        const rows = await run<unknown[]>(
+          session,
+          `looking up user "${user}"`,
+          'SELECT 1 FROM mysql.user WHERE User = ?',
+          [user],
+        );
+        return rows.length > 0;
+      }
+      return accountExists(session, { user, host: scope });
+    },
+
+    accountScope,
+
+    async createUserLike(session, user, password, like, scope) {
+      const original = await accountOf(session, like, scope);
+      const clone = { user, host: original.host };
+      const q = quoting(session);
+      // A throw-away password until the clone holds every grant: AWSPENDING signs in only once
+      // the clone is complete, so a crash half-way is never taken for a finished job by a retry.
+      const throwaway = `${randomBytes(18).toString('base64url')}#Aa1`;
+      try {
+        await run(
+          session,
+          `creating ${showAccount(clone)}`,
+          renderCreateUser(session.server, clone, await readOptions(session, original), q),
+          [throwaway],
+          [throwaway],
+        );
+      } catch (error) {
+        // ER_CANNOT_USER: an overlapping invocation created it a moment ago.
+        if (
+          errorNumber((error as Error).cause) === ER.cannotUser &&
+          (await accountExists(session, clone))
+        ) {
+          throw new UserExistsError(`MySQL/MariaDB: ${showAccount(clone)} exists already`, {
+            cause: error,
+          });
+        }
+        throw error;
+      }
+      await sync(session, clone, original);
+      await changePassword(session, clone, password);
+    },
+
+    async syncPrivileges(session, user, like, scope) {
+      const original = await accountOf(session, like, scope);
+      return sync(session, { user, host: original.host }, original);
+    },
+
+    async verifyClone(session, clone, original, scope) {
+      const originalAccount = await accountOf(session, original, scope);
+      const cloneAccount = { user: clone, host: originalAccount.host };
+      if (!(await accountExists(session, cloneAccount))) return;
+      const extra = extraGlobalPrivileges(
+        (await showGrants(session, originalAccount)).grants,
+        (await showGrants(session, cloneAccount)).grants,
+      );
+      if (extra.length > 0) {
+        throw new InvalidSecretError(
+          `MySQL/MariaDB account ${showAccount(cloneAccount)} holds ${extra.join(', ')} ON *.*, which ${showAccount(originalAccount)} lacks: not a clone made by this function; refusing to take it over`,
+          'username',
+        );
+      }
+    },
+
+    async ping(session) {
+      await run(session, 'running a test query', 'SELECT 1');
+    },
+
+    async close(session) {
+      await session.client.end().catch(() => session.client.destroy());
+    },
+  };
+}
