@@ -27,10 +27,14 @@ export default defineConfig({
           include: ['test/integration/**/*.test.ts'],
           environment: 'node',
           env: awsEnv,
-          globalSetup: ['test/support/postgres-global-setup.ts'],
+          // One global setup per server kind: each server starts once for every file.
+          globalSetup: [
+            'test/support/postgres-global-setup.ts',
+            'test/support/mongo-global-setup.ts',
+          ],
           testTimeout: 60_000,
           hookTimeout: 180_000,
-          // One database server is shared by every file; each test makes its own users.
+          // One server of each kind is shared by every file; each test makes its own users.
           fileParallelism: false,
         },
       },
