@@ -19,6 +19,7 @@ export default defineConfig({
           include: ['test/unit/**/*.test.ts'],
           environment: 'node',
           env: awsEnv,
+          setupFiles: ['test/support/leak-guard-setup.ts'],
         },
       },
       {
@@ -27,6 +28,7 @@ export default defineConfig({
           include: ['test/integration/**/*.test.ts'],
           environment: 'node',
           env: awsEnv,
+          setupFiles: ['test/support/leak-guard-setup.ts'],
           // One global setup per server kind: each server starts once for every file.
           globalSetup: [
             'test/support/postgres-global-setup.ts',
@@ -35,6 +37,19 @@ export default defineConfig({
           testTimeout: 60_000,
           hookTimeout: 180_000,
           // One server of each kind is shared by every file; each test makes its own users.
+          fileParallelism: false,
+        },
+      },
+      {
+        test: {
+          name: 'reliability',
+          include: ['test/reliability/**/*.test.ts'],
+          environment: 'node',
+          env: awsEnv,
+          setupFiles: ['test/support/leak-guard-setup.ts'],
+          globalSetup: ['test/support/postgres-global-setup.ts'],
+          testTimeout: 300_000,
+          hookTimeout: 180_000,
           fileParallelism: false,
         },
       },

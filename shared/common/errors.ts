@@ -119,6 +119,11 @@ export class DatabaseError extends RotationError {
   override name = 'DatabaseError';
 }
 
+/** The user to create exists already (an overlapping invocation made it a moment ago). */
+export class UserExistsError extends DatabaseError {
+  override name = 'UserExistsError';
+}
+
 /** The new credential signed in but did not work as expected (testSecret). */
 export class VerificationError extends RotationError {
   override name = 'VerificationError';

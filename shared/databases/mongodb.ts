@@ -9,6 +9,7 @@ import {
   InvalidSecretError,
   type RotationError,
   TlsError,
+  UserExistsError,
 } from '../common/errors.js';
 import type { RotationLogger } from '../common/logger.js';
 import type { ConnectOptions, Database, Login } from './types.js';
@@ -70,6 +71,8 @@ export const CLONE_MARKER = 'secretsRotationCloneOf';
 const AUTHENTICATION_FAILED = 18;
 const MECHANISM_UNAVAILABLE = 334;
 const NOT_IMPLEMENTED = 238;
+// createUser of an existing user: 51003 on MongoDB 4.2+ and FerretDB, 11000 DuplicateKey before.
+const USER_EXISTS = new Set([51003, 11000]);
 const UNAVAILABLE_CODES = new Set([
   91, // ShutdownInProgress
   189, // PrimarySteppedDown
@@ -498,19 +501,29 @@ export function createMongoDb(options: MongoDbOptions = {}): Database<MongoConne
       }
       // One command: the clone exists with its roles and password, or not at all.
       const command = { createUser: user, pwd: password, roles: original.roles };
+      const create = async (document: Document) => {
+        try {
+          await run(connection, 'creating', user, document, password);
+        } catch (error) {
+          // An overlapping invocation created it first: the strategy carries on as with an
+          // existing user.
+          const code = asFailure(error instanceof DatabaseError ? error.cause : error).code;
+          if (typeof code === 'number' && USER_EXISTS.has(code)) {
+            throw new UserExistsError(
+              `MongoDB user "${user}" exists already in database "${connection.users.databaseName}"`,
+              { cause: error },
+            );
+          }
+          throw error;
+        }
+      };
       try {
-        await run(
-          connection,
-          'creating',
-          user,
-          { ...command, customData: { [CLONE_MARKER]: like } },
-          password,
-        );
+        await create({ ...command, customData: { [CLONE_MARKER]: like } });
       } catch (error) {
         if (!unsupportedField(error instanceof DatabaseError ? error.cause : error, 'customData'))
           throw error;
         // Servers without customData (FerretDB 1.x) get an unmarked clone; see verifyClone.
-        await run(connection, 'creating', user, command, password);
+        await create(command);
       }
     },
 

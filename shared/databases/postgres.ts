@@ -9,6 +9,7 @@ import {
   type RotationError,
   TlsError,
   TooManyConnectionsError,
+  UserExistsError,
 } from '../common/errors.js';
 import { scramSha256Verifier } from './scram.js';
 import type { ConnectOptions, Database, Login } from './types.js';
@@ -156,6 +157,30 @@ export function createPostgres(options: PostgresOptions = {}): Database<Client> 
     }
   }
 
+  /**
+   * Runs `body` in a transaction holding an advisory lock named after the user, so that two
+   * overlapping invocations change one role one after the other ("tuple concurrently updated"
+   * otherwise) and a crash leaves all of `body` or none of it.
+   */
+  async function inLockedTransaction(
+    client: Client,
+    user: string,
+    what: string,
+    body: () => Promise<unknown>,
+  ): Promise<void> {
+    await run(client, what, user, 'BEGIN');
+    try {
+      await run(client, what, user, 'SELECT pg_advisory_xact_lock(hashtext($1))', [
+        `secrets-rotation:${user}`,
+      ]);
+      await body();
+      await run(client, what, user, 'COMMIT');
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw error;
+    }
+  }
+
   /** The literal to put after PASSWORD: a SCRAM verifier where the server stores SCRAM. */
   async function passwordLiteral(client: Client, user: string, password: string): Promise<string> {
     if (sendVerifier) {
@@ -208,11 +233,13 @@ export function createPostgres(options: PostgresOptions = {}): Database<Client> 
 
     async setPassword(client, user, password) {
       const literal = await passwordLiteral(client, user, password);
-      await run(
-        client,
-        'changing the password',
-        user,
-        `ALTER ROLE ${client.escapeIdentifier(user)} WITH PASSWORD ${literal}`,
+      await inLockedTransaction(client, user, 'changing the password', () =>
+        run(
+          client,
+          'changing the password',
+          user,
+          `ALTER ROLE ${client.escapeIdentifier(user)} WITH PASSWORD ${literal}`,
+        ),
       );
     },
 
@@ -230,25 +257,28 @@ export function createPostgres(options: PostgresOptions = {}): Database<Client> 
     async createUserLike(client, user, password, like) {
       const literal = await passwordLiteral(client, user, password);
       // One transaction: a crash leaves either no clone or a complete one.
-      await run(client, 'creating', user, 'BEGIN');
       try {
-        await run(
-          client,
-          'creating',
-          user,
-          `CREATE ROLE ${client.escapeIdentifier(user)} WITH LOGIN INHERIT PASSWORD ${literal}`,
-        );
-        // Membership in the original gives the clone its privileges and, through it, its roles,
-        // and keeps them in step when the original's grants change later.
-        await run(
-          client,
-          `granting role "${like}"`,
-          user,
-          `GRANT ${client.escapeIdentifier(like)} TO ${client.escapeIdentifier(user)}`,
-        );
-        await run(client, 'creating', user, 'COMMIT');
+        await inLockedTransaction(client, user, 'creating', async () => {
+          await run(
+            client,
+            'creating',
+            user,
+            `CREATE ROLE ${client.escapeIdentifier(user)} WITH LOGIN INHERIT PASSWORD ${literal}`,
+          );
+          // Membership in the original gives the clone its privileges and, through it, its
+          // roles, and keeps them in step when the original's grants change later.
+          await run(
+            client,
+            `granting role "${like}"`,
+            user,
+            `GRANT ${client.escapeIdentifier(like)} TO ${client.escapeIdentifier(user)}`,
+          );
+        });
       } catch (error) {
-        await client.query('ROLLBACK').catch(() => {});
+        // 42710: an overlapping invocation created it while we waited for the lock.
+        if ((error as { cause?: { code?: string } }).cause?.code === '42710') {
+          throw new UserExistsError(`PostgreSQL user "${user}" exists already`, { cause: error });
+        }
         throw error;
       }
     },

@@ -9,7 +9,7 @@ import {
 import { parseRotationEvent } from './event.js';
 import type { StepMetrics } from './metrics.js';
 import { passwordPolicyFromEnv } from './password-policy.js';
-import { isServiceError, SecretStore } from './secrets-store.js';
+import { isServiceError, SecretStore, VersionCache } from './secrets-store.js';
 import {
   type InvocationContext,
   type OtherSecret,
@@ -83,6 +83,9 @@ export function createRotationHandler<S>(options: RotationHandlerOptions<S>): Ro
   const safetyMarginMs = options.safetyMarginMs ?? 2_000;
   const endpoint = env.SECRETS_MANAGER_ENDPOINT?.trim();
   const client = options.client ?? new SecretsManagerClient(endpoint ? { endpoint } : {});
+  // The four steps of a rotation usually reach the same warm function: values read or written
+  // by one step are not fetched again by the next.
+  const versionCache = new VersionCache();
 
   return async function rotationHandler(rawEvent, lambdaContext) {
     const started = performance.now();
@@ -131,7 +134,7 @@ export function createRotationHandler<S>(options: RotationHandlerOptions<S>): Ro
     secrets: Set<string>,
     lambdaContext: InvocationContext | undefined,
   ): Promise<boolean> {
-    const store = new SecretStore(client, event.SecretId);
+    const store = new SecretStore(client, event.SecretId, versionCache);
     const token = event.ClientRequestToken;
     const description = await store.describe();
     const secretName = description.Name ?? event.SecretId;
@@ -247,7 +250,13 @@ export function createRotationHandler<S>(options: RotationHandlerOptions<S>): Ro
     switch (event.Step) {
       case 'createSecret': {
         await context.current();
-        if ((await parseStored(Stage.pending, token)) !== undefined) {
+        // Is the pending value there already (a retry)? Ask only when the answer is free (cached
+        // by an earlier step) or when creating a value costs more than a call (minting a key):
+        // otherwise PutSecretValue answers the same question with ResourceExistsException.
+        if (
+          (store.isCached(token) || strategy.discardPending) &&
+          (await parseStored(Stage.pending, token)) !== undefined
+        ) {
           logger.info('pending value already created');
           return false;
         }
@@ -287,7 +296,8 @@ export function createRotationHandler<S>(options: RotationHandlerOptions<S>): Ro
           logger.info('created pending value');
           return false;
         }
-        // ResourceExistsException: an overlapping invocation stored its value first. Keep it.
+        // ResourceExistsException: a value was stored first (an earlier run, or an overlapping
+        // invocation). Keep it.
         if ((await discard(context, value)) === 'failed') {
           throw new RotationError(
             'an overlapping invocation stored its pending value first, and discarding ours failed',
@@ -296,7 +306,7 @@ export function createRotationHandler<S>(options: RotationHandlerOptions<S>): Ro
         if ((await parseStored(Stage.pending, token)) === undefined) {
           throw new StageError(`version ${token} holds a value that cannot be read as AWSPENDING`);
         }
-        logger.info('an overlapping invocation created the pending value first; keeping it');
+        logger.info('pending value already created; keeping it');
         return false;
       }
       case 'setSecret':

@@ -22,8 +22,36 @@ export interface VersionQuery {
 }
 
 /**
+ * Secret values by version id, kept across the invocations of one warm function. A version's
+ * value never changes once stored (PutSecretValue refuses another value for the same token),
+ * so an entry is right for as long as the version exists; which version holds which label is
+ * always asked afresh (DescribeSecret). Bounded, oldest entries dropped first.
+ */
+export class VersionCache {
+  private readonly entries = new Map<string, string>();
+  constructor(private readonly capacity = 64) {}
+
+  get(secretId: string, versionId: string): string | undefined {
+    return this.entries.get(`${secretId}\n${versionId}`);
+  }
+
+  set(secretId: string, versionId: string, value: string): void {
+    const key = `${secretId}\n${versionId}`;
+    this.entries.delete(key);
+    this.entries.set(key, value);
+    while (this.entries.size > this.capacity) {
+      const oldest = this.entries.keys().next().value;
+      if (oldest === undefined) break;
+      this.entries.delete(oldest);
+    }
+  }
+}
+
+/**
  * Secrets Manager access for one invocation and one secret. Every read is memoised, so each
- * version is fetched at most once however many times a step asks for it.
+ * version is fetched at most once however many times a step asks for it; with a
+ * {@link VersionCache}, a version read or written by an earlier step of the same warm function
+ * is not fetched again at all.
  */
 export class SecretStore {
   private description?: Promise<DescribeSecretResponse>;
@@ -32,11 +60,17 @@ export class SecretStore {
   constructor(
     private readonly client: SecretsManagerClient,
     readonly secretId: string,
+    private readonly cache?: VersionCache,
   ) {}
 
   describe(): Promise<DescribeSecretResponse> {
     this.description ??= this.client.send(new DescribeSecretCommand({ SecretId: this.secretId }));
     return this.description;
+  }
+
+  /** True when this version's value is known without a call. */
+  isCached(versionId: string): boolean {
+    return this.cache?.get(this.secretId, versionId) !== undefined;
   }
 
   /** The version's SecretString, or undefined when that version or stage has no value. */
@@ -51,12 +85,22 @@ export class SecretStore {
   }
 
   private async fetch(query: VersionQuery): Promise<string | undefined> {
+    let versionId = query.versionId;
+    if (this.cache) {
+      // Which version holds the label comes from DescribeSecret, which every step makes anyway.
+      versionId ??= Object.entries((await this.describe()).VersionIdsToStages ?? {}).find(
+        ([, stages]) => stages?.includes(query.stage),
+      )?.[0];
+      if (versionId === undefined) return undefined;
+      const cached = this.cache.get(this.secretId, versionId);
+      if (cached !== undefined) return cached;
+    }
     try {
       const output = await this.client.send(
         new GetSecretValueCommand({
           SecretId: this.secretId,
           VersionStage: query.stage,
-          ...(query.versionId === undefined ? {} : { VersionId: query.versionId }),
+          ...(versionId === undefined ? {} : { VersionId: versionId }),
         }),
       );
       if (output.SecretString === undefined) {
@@ -64,6 +108,9 @@ export class SecretStore {
           `${query.stage} holds SecretBinary; rotation needs a SecretString`,
           'SecretString',
         );
+      }
+      if (this.cache && output.VersionId) {
+        this.cache.set(this.secretId, output.VersionId, output.SecretString);
       }
       return output.SecretString;
     } catch (error) {
@@ -85,6 +132,7 @@ export class SecretStore {
         }),
       );
       this.values.set(`${token}/${Stage.pending}`, Promise.resolve(secretString));
+      this.cache?.set(this.secretId, token, secretString);
       return true;
     } catch (error) {
       if (isServiceError(error, 'ResourceExistsException')) {

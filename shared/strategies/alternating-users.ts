@@ -3,7 +3,12 @@ import {
   RDS_INSTANCE_TAG,
   type RdsEndpointResolver,
 } from '../aws/rds-endpoint.js';
-import { AuthenticationError, ConfigurationError, InvalidSecretError } from '../common/errors.js';
+import {
+  AuthenticationError,
+  ConfigurationError,
+  InvalidSecretError,
+  UserExistsError,
+} from '../common/errors.js';
 import type { Database, TlsMode } from '../databases/types.js';
 import type { StepContext, Strategy } from '../rotation/types.js';
 import {
@@ -81,7 +86,16 @@ export function alternatingUsers<C>(
         'masterarn',
       );
     }
-    const master = await step.otherSecret(masterarn);
+    let master: Awaited<ReturnType<typeof step.otherSecret>>;
+    try {
+      master = await step.otherSecret(masterarn);
+    } catch (error) {
+      throw new InvalidSecretError(
+        `AWSCURRENT: field "masterarn" names a secret that cannot be read: ${error instanceof Error ? error.message : String(error)}`,
+        'masterarn',
+        { cause: error },
+      );
+    }
     const source = `master secret ${masterarn}`;
     const raw = parseJsonObject(master.secretString, source);
     const password = requiredString(raw, 'password', source, 4096);
@@ -183,13 +197,7 @@ export function alternatingUsers<C>(
       await db.close(proof);
 
       const already = await trySignIn(db, loginOf(pending), step);
-      if (already !== undefined) {
-        await db.close(already);
-        step.logger.info('AWSPENDING already signs in; nothing to change', {
-          user: pending.username,
-        });
-        return;
-      }
+      if (already !== undefined) await db.close(already);
 
       const master = await readMaster(step, current);
       if (
@@ -217,34 +225,50 @@ export function alternatingUsers<C>(
         tls: master.tls ?? (current.tls === 'disable' ? 'prefer' : current.tls),
       };
       await withConnection(db, masterLogin, step, async (connection) => {
-        if (await db.userExists(connection, pending.username)) {
-          // The original (the name without _clone) is the source of truth: grants a DBA gives or
-          // takes from it are mirrored onto the clone, whichever of the two is AWSCURRENT.
-          // Privileges first: once the password is set, a retry finds AWSPENDING signing in
-          // and stops early, so the reconciliation must already be done by then.
-          const original = originalUsername(current.username);
-          const clone = `${original}${CLONE_SUFFIX}`;
-          // Never adopt an account that is not our clone: its password would be handed out.
-          await db.verifyClone?.(connection, clone, original);
-          const changes = (await db.syncPrivileges?.(connection, clone, original)) ?? [];
-          if (changes.length > 0) {
-            step.logger.info("reconciled the clone's privileges with the original's", {
-              user: clone,
-              like: original,
-              changes,
+        if (!(await db.userExists(connection, pending.username))) {
+          try {
+            await db.createUserLike(
+              connection,
+              pending.username,
+              pending.password,
+              current.username,
+            );
+            step.logger.info("created the alternate user with the privileges of AWSCURRENT's", {
+              user: pending.username,
+              like: current.username,
             });
+            return;
+          } catch (error) {
+            // An overlapping invocation created it first: carry on as with an existing user.
+            if (!(error instanceof UserExistsError)) throw error;
           }
-          await db.setPassword(connection, pending.username, pending.password);
-          step.logger.info('changed the password of the alternate user', {
-            user: pending.username,
-          });
-        } else {
-          await db.createUserLike(connection, pending.username, pending.password, current.username);
-          step.logger.info("created the alternate user with the privileges of AWSCURRENT's", {
-            user: pending.username,
-            like: current.username,
+        }
+        // The original (the name without _clone) is the source of truth: grants a DBA gives or
+        // takes from it are mirrored onto the clone, whichever of the two is AWSCURRENT. This
+        // runs even when AWSPENDING already signs in (a retry): a run that died after setting
+        // the password, on a server whose changes are not transactional, must still converge.
+        const original = originalUsername(current.username);
+        const clone = `${original}${CLONE_SUFFIX}`;
+        // Never adopt an account that is not our clone: its password would be handed out.
+        await db.verifyClone?.(connection, clone, original);
+        const changes = (await db.syncPrivileges?.(connection, clone, original)) ?? [];
+        if (changes.length > 0) {
+          step.logger.info("reconciled the clone's privileges with the original's", {
+            user: clone,
+            like: original,
+            changes,
           });
         }
+        if (already !== undefined) {
+          step.logger.info('AWSPENDING already signs in; password unchanged', {
+            user: pending.username,
+          });
+          return;
+        }
+        await db.setPassword(connection, pending.username, pending.password);
+        step.logger.info('changed the password of the alternate user', {
+          user: pending.username,
+        });
       });
     },
   };

@@ -19,6 +19,15 @@ export interface DatabaseSecret {
 export type Source = string;
 
 const MAX_HOST_LENGTH = 255;
+// Control characters and bidirectional overrides have no place in a name and hide what it says.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point.
+const CONTROL = /[\u0000-\u001f\u007f\u202a-\u202e\u2066-\u2069]/;
+
+function requireNoControl(value: string | undefined, field: string, source: Source): void {
+  if (value !== undefined && CONTROL.test(value)) {
+    throw new InvalidSecretError(`${source}: field "${field}" contains control characters`, field);
+  }
+}
 
 export function parseJsonObject(text: string, source: Source): Record<string, unknown> {
   let value: unknown;
@@ -116,6 +125,7 @@ export function parseDatabaseSecret(
 ): DatabaseSecret {
   const raw = parseJsonObject(text, source);
   const engine = requiredString(raw, 'engine', source, 64);
+  requireNoControl(engine, 'engine', source);
   if (!db.engines.includes(engine)) {
     throw new InvalidSecretError(
       `${source}: field "engine" is ${JSON.stringify(engine)}; this function rotates ${db.name} (${db.engines.join(', ')})`,
@@ -129,13 +139,17 @@ export function parseDatabaseSecret(
   const username = requiredString(raw, 'username', source, db.maxUsernameLength);
   const password = requiredString(raw, 'password', source, 4096);
   const masterarn = optionalString(raw, 'masterarn', source, 2048);
+  const dbname = optionalString(raw, 'dbname', source, 255);
+  requireNoControl(host, 'host', source);
+  requireNoControl(username, 'username', source);
+  requireNoControl(dbname, 'dbname', source);
   return {
     engine,
     host,
     port: parsePort(raw, source, db.defaultPort),
     username,
     password,
-    dbname: optionalString(raw, 'dbname', source, 255) ?? db.defaultDatabase,
+    dbname: dbname ?? db.defaultDatabase,
     tls: parseTls(raw, source),
     ...(masterarn === undefined ? {} : { masterarn }),
     raw,

@@ -92,6 +92,15 @@ export function singleUser<C>(db: Database<C>): Strategy<DatabaseSecret> {
         }
       }
       if (connection === undefined) {
+        // An overlapping invocation may have set AWSPENDING since we first tried it.
+        const late = await trySignIn(db, loginOf(pending), step);
+        if (late !== undefined) {
+          await db.close(late);
+          step.logger.info('AWSPENDING signs in now (set meanwhile); nothing to change', {
+            user: pending.username,
+          });
+          return;
+        }
         throw new AuthenticationError(
           `user "${current.username}" at ${current.host}:${current.port} refuses AWSPENDING, AWSCURRENT and AWSPREVIOUS`,
         );

@@ -172,7 +172,7 @@ describe('mongodb alternating users', () => {
     expect(harness.secret(secretId).username).toBe(`${name}_clone`);
     expect(await signsIn(login(harness.secret(secretId)))).toBe(true);
     expect(await admin.usersLike(name)).toEqual([name, `${name}_clone`]);
-    expect(harness.logs.messages()).toContain('AWSPENDING already signs in; nothing to change');
+    expect(harness.logs.messages()).toContain('AWSPENDING already signs in; password unchanged');
   });
 
   it('converges when a crash after setSecret of a later rotation is followed by a retry', async () => {

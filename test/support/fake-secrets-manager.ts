@@ -45,6 +45,7 @@ import {
   type UpdateSecretVersionStageResponse,
 } from '@aws-sdk/client-secrets-manager';
 import { type AwsStub, mockClient } from 'aws-sdk-client-mock';
+import { rememberSecretValue } from './leak-guard.js';
 
 export const AWSCURRENT = 'AWSCURRENT';
 export const AWSPENDING = 'AWSPENDING';
@@ -474,7 +475,10 @@ export class FakeSecretsManager {
   putSecretValue(input: PutSecretValueRequest): PutSecretValueResponse {
     return this.run('PutSecretValue', input, () => {
       this.putRotationTokens.push(input.RotationToken);
-      if (input.SecretString !== undefined) this.storedValues.push(input.SecretString);
+      if (input.SecretString !== undefined) {
+        this.storedValues.push(input.SecretString);
+        rememberSecretValue(input.SecretString);
+      }
       const secret = this.liveSecret(this.requireId(input.SecretId));
       if (input.SecretString !== undefined && input.SecretBinary !== undefined) {
         throw invalidParameter(
@@ -799,6 +803,7 @@ export class FakeSecretsManager {
     if (secretString !== undefined) {
       version.secretString = secretString;
       this.storedValues.push(secretString);
+      rememberSecretValue(secretString);
     }
     if (secretBinary !== undefined) version.secretBinary = Uint8Array.from(secretBinary);
   }

@@ -1,4 +1,5 @@
 import type { RotationLogger } from '../../shared/common/logger.js';
+import { rememberOutput } from './leak-guard.js';
 
 export interface LogLine {
   level: 'debug' | 'info' | 'warn' | 'error';
@@ -11,7 +12,9 @@ export class LogRecorder implements RotationLogger {
   readonly lines: LogLine[] = [];
 
   private push(level: LogLine['level'], message: string, attributes: Record<string, unknown>[]) {
-    this.lines.push({ level, message, attributes: Object.assign({}, ...attributes) });
+    const line: LogLine = { level, message, attributes: Object.assign({}, ...attributes) };
+    this.lines.push(line);
+    rememberOutput(JSON.stringify(line));
   }
   debug(message: string, ...attributes: Record<string, unknown>[]) {
     this.push('debug', message, attributes);

@@ -14,6 +14,7 @@ import {
   HostUnreachableError,
   InvalidSecretError,
   TlsError,
+  UserExistsError,
 } from '../../shared/common/errors.js';
 import {
   CLONE_MARKER,
@@ -300,8 +301,12 @@ describe('mongodb user administration on MongoDB answers', () => {
     // Assess
     expect(missing).toBeInstanceOf(DatabaseError);
     expect(String(missing)).toContain('no user "ghost" in database "admin"');
-    expect(duplicate).toBeInstanceOf(DatabaseError);
-    expect(String(duplicate)).toContain('(code 51003 Location51003)');
+    // UserExistsError: an overlapping invocation made it; the strategy then treats it as existing.
+    expect(duplicate).toBeInstanceOf(UserExistsError);
+    expect(String(duplicate)).toContain(
+      'MongoDB user "app_clone" exists already in database "admin"',
+    );
+    expect(String((duplicate as Error).cause)).toContain('(code 51003 Location51003)');
     expect(store.user('app_clone')?.password).toBe('x-password-1');
   });
 

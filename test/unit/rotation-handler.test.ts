@@ -327,10 +327,38 @@ describe('createSecret', () => {
 
     // Assess
     expect(fake.valueOf(secretId, 'AWSPENDING')).toBe(winner);
-    expect(logs.messages()).toContain(
-      'an overlapping invocation created the pending value first; keeping it',
-    );
+    expect(logs.messages()).toContain('pending value already created; keeping it');
     vi.restoreAllMocks();
+  });
+
+  it('makes eight Secrets Manager calls for a whole rotation in a warm function', async () => {
+    // Prepare
+    const secretId = singleUserSecret();
+    const handler = singleUserHandler();
+
+    // Act
+    const result = await rotate({ fake, secretId, invoke: (e) => handler(e, context) });
+
+    // Assess
+    expect(result.completed, String(result.error)).toBe(true);
+    expect(fake.calls.map((call) => call.command)).toEqual([
+      'DescribeSecret',
+      'GetSecretValue', // AWSCURRENT
+      'GetRandomPassword',
+      'PutSecretValue',
+      'DescribeSecret', // setSecret: both values come from the cache
+      'DescribeSecret', // testSecret
+      'DescribeSecret', // finishSecret
+      'UpdateSecretVersionStage',
+    ]);
+  });
+
+  it('still converges when every step lands on a cold function', async () => {
+    const secretId = singleUserSecret();
+    const result = await rotate({ fake, secretId, invoke: (e) => singleUserHandler()(e, context) });
+    expect(result.completed, String(result.error)).toBe(true);
+    expect(callsOf('GetSecretValue').length).toBeGreaterThan(2);
+    expect(db.passwordOf(HOST, 'app')).toBe(JSON.parse(fake.valueOf(secretId) as string).password);
   });
 
   it('reads each version at most once per invocation', async () => {

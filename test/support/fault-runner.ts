@@ -1,0 +1,138 @@
+import type { RotationHandler } from '../../shared/rotation/handler.js';
+import type { FakeSecretsManager } from './fake-secrets-manager.js';
+import { type FaultInjector, type FaultMode, FaultMode as Modes } from './fault-injection.js';
+import { STEPS } from './rotation-driver.js';
+
+/** What the fault matrix needs from one target × strategy. */
+export interface FaultTarget {
+  name: string;
+  /** A fresh account and secret; resolves the secret id. */
+  provision(): Promise<string>;
+  handler: RotationHandler;
+  /** What must hold at every instant, even mid-rotation; resolves a violation or undefined. */
+  holdsDuring(secretId: string): Promise<string | undefined>;
+  /** What must hold once the rotation converged (beyond the labels, checked here). */
+  holdsAfter(secretId: string): Promise<string[]>;
+  /** Drops what an abandoned invocation left open, as the death of its process would. */
+  killAbandoned(): Promise<void>;
+}
+
+export interface FaultReport {
+  target: string;
+  mode: FaultMode;
+  points: number;
+  held: number;
+  failures: string[];
+}
+
+/** Runs the four steps; stops at the first failure or when the armed fault fired (abandoned). */
+async function runOnce(
+  fake: FakeSecretsManager,
+  target: FaultTarget,
+  injector: FaultInjector,
+  secretId: string,
+  token: string,
+): Promise<boolean> {
+  const abandoned = injector.fired.then(() => 'abandoned' as const);
+  for (const step of STEPS) {
+    const event = {
+      Step: step,
+      SecretId: fake.arnOf(secretId),
+      ClientRequestToken: token,
+      RotationToken: fake.rotationTokenFor(secretId, token),
+    };
+    const invocation = target.handler(event, { getRemainingTimeInMillis: () => 20_000 }).then(
+      () => 'ok' as const,
+      () => 'failed' as const,
+    );
+    const outcome = await Promise.race([invocation, abandoned]);
+    if (outcome === 'abandoned') {
+      // Give a throw-mode fault's invocation its chance to finish; a hung one never will.
+      await Promise.race([invocation, new Promise((resolve) => setTimeout(resolve, 50))]);
+      await target.killAbandoned();
+      return false;
+    }
+    if (outcome === 'failed') return false;
+  }
+  return true;
+}
+
+/** Each label on exactly one version (AWSPENDING may also sit on AWSCURRENT), and AWSPREVIOUS the old version. */
+function labelViolations(
+  fake: FakeSecretsManager,
+  secretId: string,
+  oldVersion: string,
+  token: string,
+): string[] {
+  const problems: string[] = [];
+  const labels = fake.labels(secretId);
+  for (const stage of ['AWSCURRENT', 'AWSPREVIOUS']) {
+    const holders = Object.keys(labels).filter((id) => labels[id]?.includes(stage));
+    if (holders.length !== 1) problems.push(`${stage} on ${holders.length} versions`);
+  }
+  if (fake.versionOf(secretId, 'AWSCURRENT') !== token)
+    problems.push('AWSCURRENT is not the new version');
+  if (fake.versionOf(secretId, 'AWSPREVIOUS') !== oldVersion)
+    problems.push('AWSPREVIOUS is not the old version');
+  return problems;
+}
+
+/**
+ * Counts the effects of one clean rotation, then for each k fails the k-th effect in `mode`,
+ * checks what must hold at once, retries with the same token until the rotation completes, and
+ * checks the end state. Resolves one report per mode.
+ */
+export async function runFaultMatrix(
+  fake: FakeSecretsManager,
+  target: FaultTarget,
+  injector: FaultInjector,
+  modes: FaultMode[] = [Modes.throwBefore, Modes.throwAfter, Modes.hang],
+): Promise<FaultReport[]> {
+  // A clean run tells how many effects one rotation has.
+  const probe = await target.provision();
+  injector.reset();
+  const probeToken = fake.startRotation(probe);
+  if (!(await runOnce(fake, target, injector, probe, probeToken))) {
+    throw new Error(`${target.name}: a rotation without faults failed`);
+  }
+  const points = injector.effects.length;
+
+  const reports: FaultReport[] = [];
+  for (const mode of modes) {
+    const failures: string[] = [];
+    for (let k = 1; k <= points; k++) {
+      const secretId = await target.provision();
+      const oldVersion = fake.versionOf(secretId) as string;
+      const token = fake.startRotation(secretId);
+      injector.arm(k, mode);
+      const where = `${target.name} ${mode} at effect ${k}`;
+      const completedAnyway = await runOnce(fake, target, injector, secretId, token);
+      const effect = injector.effects[k - 1] ?? '?';
+      const during = await target.holdsDuring(secretId);
+      if (during) failures.push(`${where} (${effect}): ${during}`);
+
+      injector.reset();
+      let completed = completedAnyway;
+      for (let attempt = 0; attempt < 5 && !completed; attempt++) {
+        completed = await runOnce(fake, target, injector, secretId, token);
+      }
+      if (!completed) {
+        failures.push(`${where} (${effect}): no convergence after 5 retries`);
+        continue;
+      }
+      const after = [
+        ...labelViolations(fake, secretId, oldVersion, token),
+        ...(await target.holdsAfter(secretId)),
+      ];
+      if (after.length > 0) failures.push(`${where} (${effect}): ${after.join('; ')}`);
+    }
+    reports.push({
+      target: target.name,
+      mode,
+      points,
+      held: points - new Set(failures.map((f) => f.split(':')[0])).size,
+      failures,
+    });
+  }
+  return reports;
+}
