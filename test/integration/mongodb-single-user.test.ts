@@ -9,6 +9,11 @@ import { TcpProxy } from '../support/tcp-proxy.js';
 
 const tls = inject('mongoTls');
 const capabilities = inject('mongoCapabilities');
+if (!capabilities.authorization) {
+  console.warn(
+    `mongodb single user: authorization test skipped: ${capabilities.server} lets any signed-in user change any user`,
+  );
+}
 if (!capabilities.escapedNames) {
   console.warn(
     `mongodb single user: user names with "," or "=" left out: ${capabilities.server} does not decode SCRAM's escaping of them`,
@@ -48,7 +53,9 @@ describe('mongodb single user', () => {
     const name = options.name ?? randomName('single');
     const password = options.password ?? `initial-${randomName('pw')}`;
     const db = options.db ?? 'admin';
-    await admin.createUser(name, password, { db });
+    // Where roles are enforced, a user may change its own password only with this action.
+    const roles = capabilities.authorization ? [await admin.changeOwnPasswordRole(db)] : [];
+    await admin.createUser(name, password, { db, roles });
     users.push({ name, db });
     const secretId = harness.fake.createSecret({
       name: `docdb/${randomName('secret')}`,
@@ -296,6 +303,37 @@ describe('mongodb single user', () => {
       `AWSPENDING names user "${bystander.name}" but AWSCURRENT names "${name}"`,
     );
     expect(await admin.credentialsOf([name, bystander.name])).toEqual(before);
+  });
+
+  describe.skipIf(!capabilities.authorization)('authorization (on servers that enforce it)', () => {
+    it("fails setSecret with the server's refusal, and changes nothing, when the user may not change its own password", async () => {
+      // Prepare: a user without the changeOwnPassword action.
+      const name = randomName('norole');
+      await admin.createUser(name, 'initial-password-1');
+      users.push({ name, db: 'admin' });
+      const secretId = harness.fake.createSecret({
+        name: `docdb/${randomName('secret')}`,
+        secretString: JSON.stringify({
+          engine: 'mongo',
+          host: admin.host,
+          port: admin.port,
+          username: name,
+          password: 'initial-password-1',
+          ssl: false,
+        }),
+      });
+      const before = await admin.credentialsOf([name]);
+
+      // Act
+      const result = await harness.rotate(handler(), secretId);
+
+      // Assess
+      expect(result.failedStep).toBe('setSecret');
+      expect(String(result.error)).toMatch(
+        /changing the password for user .* failed: .*code 13 Unauthorized/,
+      );
+      expect(await admin.credentialsOf([name])).toEqual(before);
+    });
   });
 
   describe('TLS', () => {

@@ -133,6 +133,27 @@ export class MongoAdmin {
     );
   }
 
+  /**
+   * A role that lets its holder change its own password, in `db`, as MongoDB's documentation
+   * advises for single-user rotation (no built-in role below the administrative ones has it).
+   */
+  async changeOwnPasswordRole(db = 'admin'): Promise<RoleGrant> {
+    const role = 'rotationChangeOwnPassword';
+    try {
+      await this.command(
+        {
+          createRole: role,
+          privileges: [{ resource: { db, collection: '' }, actions: ['changeOwnPassword'] }],
+          roles: [],
+        },
+        db,
+      );
+    } catch (error) {
+      if ((error as { code?: unknown }).code !== 51002) throw error; // role exists already
+    }
+    return { role, db };
+  }
+
   async userInfo(name: string, db = 'admin'): Promise<Document | undefined> {
     const answer = await this.command({ usersInfo: { user: name, db } }, db);
     return (answer.users as Document[]).find((user) => user.user === name && user.db === db);

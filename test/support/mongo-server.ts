@@ -76,10 +76,9 @@ export async function startMongo(): Promise<MongoServer> {
       .withUsername('rotation_admin')
       .withPassword('rotation-admin-password')
       .start();
-    const url = new URL(container.getConnectionString());
-    url.pathname = '/admin';
     return {
-      adminUrl: url.toString(),
+      // mongodb://user:password@host:port?authSource=admin
+      adminUrl: container.getConnectionString(),
       source: 'testcontainers',
       stop: async () => {
         await container.stop();
