@@ -71,6 +71,7 @@ export const CLONE_MARKER = 'secretsRotationCloneOf';
 const AUTHENTICATION_FAILED = 18;
 const MECHANISM_UNAVAILABLE = 334;
 const NOT_IMPLEMENTED = 238;
+const BAD_VALUE = 2;
 // createUser of an existing user: 51003 on MongoDB 4.2+ and FerretDB, 11000 DuplicateKey before.
 const USER_EXISTS = new Set([51003, 11000]);
 const UNAVAILABLE_CODES = new Set([
@@ -311,7 +312,7 @@ const missingFrom = (a: RoleGrant[], b: RoleGrant[]): RoleGrant[] => {
 const unsupportedField = (error: unknown, field: string): boolean => {
   const failure = asFailure(error);
   return (
-    (failure.code === NOT_IMPLEMENTED || failure.code === 2) /* BadValue */ &&
+    (failure.code === NOT_IMPLEMENTED || failure.code === BAD_VALUE) &&
     messageOf(error).includes(field)
   );
 };
