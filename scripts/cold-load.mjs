@@ -19,7 +19,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const distDir = path.join(root, 'dist');
-const BASELINE = 'baseline: client-secrets-manager';
+export const BASELINE = 'baseline: client-secrets-manager';
 
 // The child: as little as possible before t0, then one import, then the numbers on stdout.
 const CHILD = `
@@ -61,7 +61,7 @@ function parseArgs(argv) {
   return options;
 }
 
-function discoverBundles(names) {
+export function discoverBundles(names) {
   const built = existsSync(distDir)
     ? readdirSync(distDir, { withFileTypes: true })
         .filter((e) => e.isDirectory() && existsSync(path.join(distDir, e.name, 'index.mjs')))
@@ -82,7 +82,7 @@ function discoverBundles(names) {
 }
 
 /** Runs one child; resolves its numbers plus the wall time seen from here. */
-function sample({ kind, target }) {
+export function sample({ kind, target }) {
   return new Promise((resolve, reject) => {
     const started = performance.now();
     const child = spawn(
@@ -130,12 +130,12 @@ function sample({ kind, target }) {
 
 const quantile = (sorted, q) =>
   sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)];
-const median = (sorted) =>
+export const median = (sorted) =>
   sorted.length % 2 === 1
     ? sorted[(sorted.length - 1) / 2]
     : (sorted[sorted.length / 2 - 1] + sorted[sorted.length / 2]) / 2;
 
-function printTable(headers, rows) {
+export function printTable(headers, rows) {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length)));
   const line = (cells) =>
     cells
@@ -201,7 +201,10 @@ async function main() {
   );
 }
 
-main().catch((error) => {
-  console.error(`cold-load failed: ${error instanceof Error ? error.message : error}`);
-  process.exit(1);
-});
+// Run as a script, not when imported (scripts/bench.ts reuses the sampling).
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  main().catch((error) => {
+    console.error(`cold-load failed: ${error instanceof Error ? error.message : error}`);
+    process.exit(1);
+  });
+}

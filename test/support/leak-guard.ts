@@ -22,6 +22,8 @@ export function rememberOutput(text: string): void {
 }
 
 const CREDENTIAL_FIELD = /pass|secret|key|token|private/i;
+/** Identifiers (an API key's id, a Twilio key SID) name a credential; they are not one. */
+const IDENTIFIER_FIELD = /(^|_)(id|sid)$/i;
 
 /** The credentials inside the remembered values: credential fields of JSON, or the whole text. */
 export function rememberedCredentials(): string[] {
@@ -36,7 +38,12 @@ export function rememberedCredentials(): string[] {
     }
     if (typeof parsed !== 'object' || parsed === null) continue;
     for (const [field, item] of Object.entries(parsed)) {
-      if (typeof item === 'string' && item.length >= 8 && CREDENTIAL_FIELD.test(field))
+      if (
+        typeof item === 'string' &&
+        item.length >= 8 &&
+        CREDENTIAL_FIELD.test(field) &&
+        !IDENTIFIER_FIELD.test(field)
+      )
         found.add(item);
     }
   }

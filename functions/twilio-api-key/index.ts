@@ -1,0 +1,14 @@
+import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics } from '@aws-lambda-powertools/metrics';
+import { createTwilio } from '../../shared/providers/twilio.js';
+import { createRotationHandler } from '../../shared/rotation/handler.js';
+import { powertoolsStepMetrics } from '../../shared/rotation/metrics.js';
+import { apiKeys } from '../../shared/strategies/api-keys.js';
+
+const serviceName = 'twilio-api-key';
+
+export const handler = createRotationHandler({
+  strategy: apiKeys(createTwilio()),
+  logger: new Logger({ serviceName }),
+  metrics: powertoolsStepMetrics(new Metrics({ namespace: 'SecretsRotation', serviceName })),
+});

@@ -1,0 +1,267 @@
+/**
+ * The benchmark table (`npm run bench`), measured in one run on this machine and written to
+ * bench/results.md:
+ * - per function: built size; cold load (median of fresh processes) and its ratio to loading
+ *   the bare Secrets Manager client in the same run; whether createSecret / finishSecret load a
+ *   database driver (they must not);
+ * - per target: wall time of a full four-step rotation against the local server (median of 20),
+ *   Secrets Manager calls per rotation, peak resident memory of a process doing a rotation.
+ * Targets: cold load ≤ 1.5× the bare client, ≤ 10 Secrets Manager calls, peak memory < 90 MB.
+ *
+ * PostgreSQL: PG_ADMIN_URL, or an embedded server. Secrets Manager: the fake over HTTP.
+ */
+import { spawn } from 'node:child_process';
+import { readFileSync, statSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { gzipSync } from 'node:zlib';
+import pg from 'pg';
+import { FakeSecretsManager } from '../test/support/fake-secrets-manager.js';
+import { startFakeSecretsManagerServer } from '../test/support/fake-secrets-manager-http.js';
+import { startPostgres } from '../test/support/postgres-server.js';
+import { rotate } from '../test/support/rotation-driver.js';
+// @ts-expect-error: a plain ESM script without types; its exports are documented there.
+import { BASELINE, median, printTable, sample } from './cold-load.mjs';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const RUNS = Number(process.env.BENCH_RUNS ?? 20);
+const COLD_RUNS = Number(process.env.BENCH_COLD_RUNS ?? 11);
+const LIMITS = { coldRatio: 1.5, calls: 10, rssMB: 90 };
+
+interface Target {
+  fn: string;
+  /** A fresh secret for this target; returns its id. */
+  secret(): Promise<string>;
+}
+
+const run = (command: string, args: string[], env: NodeJS.ProcessEnv = process.env) =>
+  new Promise<string>((resolve, reject) => {
+    const child = spawn(command, args, { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (c) => {
+      out += c;
+    });
+    child.stderr.on('data', (c) => {
+      err += c;
+    });
+    child.on('close', (code) =>
+      code === 0
+        ? resolve(out)
+        : reject(new Error(`${command} ${args.join(' ')}: ${code}\n${err}`)),
+    );
+  });
+
+async function main() {
+  console.log('building bundles…');
+  await run(process.execPath, ['scripts/build.mjs']);
+  const server = await startPostgres();
+  const fake = new FakeSecretsManager();
+  const sm = await startFakeSecretsManagerServer(fake);
+  const admin = new pg.Client({ connectionString: server.adminUrl });
+  await admin.connect();
+  const url = new URL(server.adminUrl);
+  const childEnv = {
+    ...process.env,
+    SECRETS_MANAGER_ENDPOINT: sm.endpoint,
+    AWS_REGION: 'us-east-1',
+    AWS_ACCESS_KEY_ID: 'bench',
+    AWS_SECRET_ACCESS_KEY: 'bench',
+    POWERTOOLS_LOG_LEVEL: 'ERROR',
+    POWERTOOLS_METRICS_DISABLED: 'true',
+  };
+  Object.assign(process.env, childEnv);
+  const made: string[] = [];
+  try {
+    const base = { engine: 'postgres', host: url.hostname, port: Number(url.port), ssl: false };
+    const master = fake.createSecret({
+      name: 'bench/master',
+      secretString: JSON.stringify({
+        ...base,
+        username: decodeURIComponent(url.username),
+        password: decodeURIComponent(url.password),
+      }),
+    });
+    const user = async (extra: Record<string, unknown> = {}) => {
+      const name = `bench_${Math.random().toString(36).slice(2, 10)}`;
+      await admin.query(
+        `CREATE ROLE ${admin.escapeIdentifier(name)} LOGIN PASSWORD 'bench-initial-1'`,
+      );
+      made.push(`${name}_clone`, name);
+      return fake.createSecret({
+        name: `bench/${name}`,
+        secretString: JSON.stringify({
+          ...base,
+          username: name,
+          password: 'bench-initial-1',
+          ...extra,
+        }),
+      });
+    };
+    const targets: Target[] = [
+      { fn: 'postgres-single-user', secret: () => user() },
+      { fn: 'postgres-alternating-users', secret: () => user({ masterarn: master }) },
+    ];
+
+    // Cold load, interleaved with the bare client in the same rounds.
+    console.log(`cold load: ${COLD_RUNS} fresh processes each…`);
+    const cold = new Map<string, number[]>([
+      [BASELINE, []],
+      ...targets.map((t) => [t.fn, []] as [string, number[]]),
+    ]);
+    for (let round = 0; round <= COLD_RUNS; round++) {
+      for (const name of cold.keys()) {
+        const result = await sample(
+          name === BASELINE
+            ? { kind: 'baseline', target: 'baseline' }
+            : {
+                kind: 'bundle',
+                target: pathToFileURL(path.join(root, 'dist', name, 'index.mjs')).href,
+              },
+        );
+        if (round > 0) cold.get(name)?.push(result.importMs);
+      }
+    }
+    const coldMedian = (name: string) =>
+      median([...(cold.get(name) ?? [])].sort((a, b) => a - b)) as number;
+    const baseline = coldMedian(BASELINE);
+
+    const rows: string[][] = [];
+    const verdicts: string[] = [];
+    for (const target of targets) {
+      const bundle = path.join(root, 'dist', target.fn, 'index.mjs');
+      const bytes = statSync(bundle).size;
+      const gzip = gzipSync(readFileSync(bundle)).length;
+
+      // Driver laziness, on the source (the bundle keeps the same lazy import).
+      const lazySecret = await target.secret();
+      const lazyToken = fake.startRotation(lazySecret);
+      const lazy = JSON.parse(
+        await run(
+          process.execPath,
+          [
+            '--import',
+            'tsx',
+            'scripts/bench-child.mjs',
+            pathToFileURL(path.join(root, 'functions', target.fn, 'index.ts')).href,
+            fake.arnOf(lazySecret),
+            lazyToken,
+            'createSecret,finishSecret',
+          ],
+          childEnv,
+        ),
+      );
+
+      // Full rotations in this process, through the built bundle (a warm function).
+      const { handler } = await import(pathToFileURL(bundle).href);
+      const secretId = await target.secret();
+      const times: number[] = [];
+      const calls: number[] = [];
+      for (let i = 0; i < RUNS; i++) {
+        const before = fake.calls.length;
+        const started = performance.now();
+        const result = await rotate({
+          fake,
+          secretId,
+          invoke: (e) => handler(e, { getRemainingTimeInMillis: () => 30_000 }),
+        });
+        times.push(performance.now() - started);
+        if (!result.completed) throw result.error;
+        calls.push(fake.calls.length - before);
+      }
+
+      // Peak memory of a fresh process doing one whole rotation.
+      const rssSecret = await target.secret();
+      const rssToken = fake.startRotation(rssSecret);
+      const rss = JSON.parse(
+        await run(
+          process.execPath,
+          [
+            '--no-warnings',
+            'scripts/bench-child.mjs',
+            pathToFileURL(bundle).href,
+            fake.arnOf(rssSecret),
+            rssToken,
+            'createSecret,setSecret,testSecret,finishSecret',
+          ],
+          childEnv,
+        ),
+      );
+
+      const coldMs = coldMedian(target.fn);
+      const ratio = coldMs / baseline;
+      const callsMedian = median([...calls].sort((a, b) => a - b)) as number;
+      const rssMB = rss.maxRssKiB / 1024;
+      const driverLoaded = lazy.loadedAfter.createSecret || lazy.loadedAfter.finishSecret;
+      rows.push([
+        target.fn,
+        `${(bytes / 1024).toFixed(0)} KiB (${(gzip / 1024).toFixed(0)} gz)`,
+        coldMs.toFixed(1),
+        `${ratio.toFixed(2)}x`,
+        driverLoaded ? 'yes' : 'no',
+        (median([...times].sort((a, b) => a - b)) as number).toFixed(1),
+        `${callsMedian} (first ${calls[0]})`,
+        rssMB.toFixed(1),
+      ]);
+      if (ratio > LIMITS.coldRatio)
+        verdicts.push(`${target.fn}: cold load ${ratio.toFixed(2)}x > ${LIMITS.coldRatio}x`);
+      if (Math.max(...calls) > LIMITS.calls)
+        verdicts.push(
+          `${target.fn}: ${Math.max(...calls)} Secrets Manager calls > ${LIMITS.calls}`,
+        );
+      if (rssMB >= LIMITS.rssMB)
+        verdicts.push(`${target.fn}: peak ${rssMB.toFixed(1)} MB ≥ ${LIMITS.rssMB} MB`);
+      if (driverLoaded)
+        verdicts.push(`${target.fn}: createSecret/finishSecret load a database driver`);
+    }
+
+    const headers = [
+      'function',
+      'built size',
+      'cold load ms',
+      'vs bare client',
+      'driver in create/finish',
+      'rotation ms (median)',
+      'SM calls/rotation',
+      'peak RSS MB',
+    ];
+    console.log(
+      `\nbaseline: bare Secrets Manager client loads in ${baseline.toFixed(1)} ms (median of ${COLD_RUNS})\n`,
+    );
+    printTable(headers, rows);
+    const summary =
+      verdicts.length === 0
+        ? 'All targets met (cold load ≤ 1.5x, ≤ 10 calls, < 90 MB, no driver in create/finish).'
+        : `Missed: ${verdicts.join('; ')}`;
+    console.log(`\n${summary}`);
+
+    const markdown = [
+      '# Benchmark',
+      '',
+      `Measured by \`npm run bench\` on ${new Date().toISOString().slice(0, 10)}: node ${process.version}, ${server.source} PostgreSQL, the fake Secrets Manager over HTTP on loopback.`,
+      `Cold load: median of ${COLD_RUNS} fresh processes, interleaved with the bare client (${baseline.toFixed(1)} ms in this run). Rotation: median of ${RUNS} full rotations by the built bundle in one warm process ("first": the first rotation's calls).`,
+      '',
+      `| ${headers.join(' | ')} |`,
+      `| ${headers.map(() => '---').join(' | ')} |`,
+      ...rows.map((row) => `| ${row.join(' | ')} |`),
+      '',
+      summary,
+      '',
+    ].join('\n');
+    await mkdir(path.join(root, 'bench'), { recursive: true });
+    await writeFile(path.join(root, 'bench', 'results.md'), markdown);
+    console.log('written to bench/results.md');
+  } finally {
+    for (const name of made)
+      await admin.query(`DROP ROLE IF EXISTS ${admin.escapeIdentifier(name)}`).catch(() => {});
+    await admin.end();
+    await sm.close();
+    await server.stop();
+  }
+}
+
+main().catch((error) => {
+  console.error('bench failed:', error instanceof Error ? error.message : error);
+  process.exitCode = 1;
+});

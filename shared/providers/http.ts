@@ -1,0 +1,351 @@
+import {
+  AuthenticationError,
+  ConnectionError,
+  ConnectTimeoutError,
+  HostUnreachableError,
+  type RotationError,
+  TlsError,
+} from '../common/errors.js';
+import type { RotationLogger } from '../common/logger.js';
+import { PermissionDeniedError, ProviderError, RateLimitedError } from './errors.js';
+
+/** What a provider call needs from the rotation step. */
+export interface CallContext {
+  logger: RotationLogger;
+  /** Milliseconds left before the Lambda deadline (safety margin already taken off). */
+  remainingMs(): number;
+  /** Registers a value that must never be logged, such as a freshly minted key. */
+  redact(value: string): void;
+}
+
+export interface HttpRequest {
+  method: 'GET' | 'POST' | 'DELETE';
+  url: string;
+  headers?: Record<string, string>;
+  body?: string;
+  /**
+   * The request may be sent again after a network failure or a 5xx because the provider cannot
+   * act on it twice (a read, a delete, a create carrying an idempotency key). A 429 is always
+   * retried: a rate-limited request was not processed.
+   */
+  idempotent: boolean;
+  /** Values to scrub from any message built from the answer (the credential sent). */
+  secrets?: readonly string[];
+}
+
+export interface HttpResponse {
+  status: number;
+  headers: Headers;
+  /** The parsed JSON body, or undefined when there was none or it was not JSON. */
+  body: unknown;
+}
+
+/** A provider's error body, reduced to what a message may carry. */
+export interface ProviderErrorDetail {
+  code?: string;
+  message?: string;
+}
+
+export interface HttpClientOptions {
+  /** The provider's name for messages ("SendGrid"). */
+  provider: string;
+  /** Longest single attempt, in ms (default 10000); never longer than the time left. */
+  timeoutMs?: number;
+  /** Attempts per request, the first included (default 5). */
+  maxAttempts?: number;
+  /** Reads the provider's error body. */
+  describeError?: (body: unknown) => ProviderErrorDetail;
+  /** For tests: the fetch to use and how to wait. */
+  fetch?: typeof fetch;
+  sleep?: (ms: number) => Promise<void>;
+  random?: () => number;
+}
+
+export interface HttpClient {
+  readonly provider: string;
+  /** Sends the request, retrying 429 and (when idempotent) 5xx and network failures. */
+  send(call: CallContext, request: HttpRequest): Promise<HttpResponse>;
+  /** The error for an answer the caller did not expect, classified by status. */
+  errorFor(request: HttpRequest, response: HttpResponse, what?: string): RotationError;
+}
+
+/** Shortest attempt worth starting, in ms. */
+const MIN_ATTEMPT_MS = 1_000;
+const BACKOFF_BASE_MS = 250;
+const BACKOFF_CAP_MS = 8_000;
+
+const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Replaces every `secrets` value and anything shaped like a SendGrid, Stripe or JWE token with
+ * `***`: provider messages sometimes quote part of the key they refused.
+ */
+export function scrubSecrets(text: string, secrets: readonly string[] = []): string {
+  let out = text;
+  for (const secret of secrets) {
+    if (secret.length >= 4) out = out.split(secret).join('***');
+  }
+  return out
+    .replace(/\bSG\.[\w-]+\.[\w-]+/g, 'SG.***')
+    .replace(/\b(sk|rk|pk)_(live|test)_[\w*]+/g, '$1_$2_***')
+    .replace(/\beyJ[\w-]*\.[\w-]*\.[\w-]*\.[\w-]*\.[\w-]*/g, '***');
+}
+
+/**
+ * How long a 429 asks to wait, in ms: `Retry-After` (seconds or an HTTP date) or a rate-limit
+ * reset header (`X-RateLimit-Reset`, epoch seconds as SendGrid sends it, or seconds from now).
+ * Undefined when the answer gives no hint.
+ *
+ * @example
+ * retryHintMs(new Headers({ 'retry-after': '3' }), Date.now()); // 3000
+ */
+export function retryHintMs(headers: Headers, now: number): number | undefined {
+  const hints: number[] = [];
+  const retryAfter = headers.get('retry-after')?.trim();
+  if (retryAfter) {
+    if (/^\d+(\.\d+)?$/.test(retryAfter)) hints.push(Number(retryAfter) * 1000);
+    else {
+      const date = Date.parse(retryAfter);
+      if (!Number.isNaN(date)) hints.push(date - now);
+    }
+  }
+  for (const name of ['x-ratelimit-reset', 'ratelimit-reset']) {
+    const raw = headers.get(name)?.trim();
+    if (!raw || !/^\d+(\.\d+)?$/.test(raw)) continue;
+    const value = Number(raw);
+    // Epoch seconds are in the billions; anything smaller counts seconds from now.
+    hints.push(value > 1e9 ? value * 1000 - now : value * 1000);
+  }
+  if (hints.length === 0) return undefined;
+  return Math.max(0, ...hints);
+}
+
+const UNREACHABLE = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+]);
+/** The connection broke once the request may have been sent: the provider may have acted. */
+const DROPPED = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED']);
+
+function errorCode(error: unknown): string | undefined {
+  for (let current = error, depth = 0; current && depth < 4; depth++) {
+    const code = (current as { code?: unknown }).code;
+    if (typeof code === 'string') return code;
+    current = (current as { cause?: unknown }).cause;
+  }
+  return undefined;
+}
+
+/** A fetch failure (no HTTP answer) as the error family strategies act on. */
+function classifyNetworkError(error: unknown, where: string, timeoutMs: number): RotationError {
+  const name = (error as { name?: unknown } | null)?.name;
+  if (name === 'TimeoutError' || name === 'AbortError') {
+    return new ConnectTimeoutError(`${where} did not answer within ${timeoutMs} ms`, {
+      cause: error,
+    });
+  }
+  const code = errorCode(error);
+  if (code !== undefined && UNREACHABLE.has(code)) {
+    return new HostUnreachableError(`cannot reach ${where}: ${code}`, { cause: error });
+  }
+  if (code !== undefined && DROPPED.has(code)) {
+    return new ConnectionError(
+      `${where}: the connection closed before the answer (${code}); the provider may have acted on the request`,
+      'unavailable',
+      { cause: error },
+    );
+  }
+  if (
+    code !== undefined &&
+    (code.startsWith('ERR_TLS') ||
+      code.startsWith('ERR_SSL') ||
+      code.startsWith('CERT_') ||
+      code.includes('CERT') ||
+      code === 'UNABLE_TO_VERIFY_LEAF_SIGNATURE')
+  ) {
+    return new TlsError(`TLS with ${where} failed: ${code}`, { cause: error });
+  }
+  return new ConnectionError(`${where} failed: ${code ?? 'network error'}`, 'unavailable', {
+    cause: error,
+  });
+}
+
+async function readJson(response: Response): Promise<unknown> {
+  const text = await response.text();
+  if (text.trim() === '') return undefined;
+  try {
+    return JSON.parse(text);
+  } catch {
+    // Never keep a body we cannot read: it may carry anything.
+    return undefined;
+  }
+}
+
+/**
+ * An HTTP client for one provider, on Node's built-in fetch: a timeout on every attempt, retries
+ * on 429 (honouring `Retry-After` and rate-limit reset headers) and on 5xx or network failures
+ * where repeating is safe, exponential backoff with jitter, and never a wait longer than the
+ * time left before the Lambda deadline. Errors name the provider, method, path and status;
+ * bodies are never logged and provider messages are scrubbed of keys.
+ *
+ * @example
+ * const http = createHttpClient({ provider: 'SendGrid', describeError: sendGridError });
+ * const response = await http.send(step, { method: 'GET', url, headers, idempotent: true });
+ */
+export function createHttpClient(options: HttpClientOptions): HttpClient {
+  const provider = options.provider;
+  const timeoutMs = options.timeoutMs ?? 10_000;
+  const maxAttempts = options.maxAttempts ?? 5;
+  const doFetch = options.fetch ?? ((input, init) => fetch(input, init));
+  const sleep = options.sleep ?? defaultSleep;
+  const random = options.random ?? Math.random;
+  if (!Number.isInteger(timeoutMs) || timeoutMs < 100) {
+    throw new RangeError(`${provider} HTTP timeout must be a whole number of ms >= 100`);
+  }
+  if (!Number.isInteger(maxAttempts) || maxAttempts < 1) {
+    throw new RangeError(`${provider} HTTP attempts must be a whole number >= 1`);
+  }
+
+  const where = (request: HttpRequest) =>
+    `${provider} ${request.method} ${new URL(request.url).pathname}`;
+
+  function detail(request: HttpRequest, response: HttpResponse): string {
+    const described = options.describeError?.(response.body) ?? {};
+    const code = described.code ? `, code ${described.code}` : '';
+    const message = described.message
+      ? `: ${scrubSecrets(described.message, request.secrets).slice(0, 300)}`
+      : '';
+    return `(HTTP ${response.status}${code})${message}`;
+  }
+
+  function errorFor(request: HttpRequest, response: HttpResponse, what?: string): RotationError {
+    const described = options.describeError?.(response.body) ?? {};
+    const subject = what ? `${where(request)} (${what})` : where(request);
+    const text = `${subject} ${detail(request, response)}`;
+    if (response.status === 401) {
+      return new AuthenticationError(`${provider} refused the credentials: ${text}`);
+    }
+    if (response.status === 403) {
+      return new PermissionDeniedError(
+        `${provider} denied the request: ${text}`,
+        provider,
+        403,
+        described.code,
+      );
+    }
+    if (response.status === 429) {
+      return new RateLimitedError(
+        `${provider} rate-limited the request: ${text}`,
+        provider,
+        429,
+        described.code,
+      );
+    }
+    return new ProviderError(
+      `${provider} failed: ${text}`,
+      provider,
+      response.status,
+      described.code,
+    );
+  }
+
+  function backoffMs(attempt: number): number {
+    return random() * Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** attempt);
+  }
+
+  async function send(call: CallContext, request: HttpRequest): Promise<HttpResponse> {
+    for (let attempt = 0; ; attempt++) {
+      const left = call.remainingMs();
+      if (left < MIN_ATTEMPT_MS) {
+        throw new ConnectTimeoutError(
+          `${where(request)}: no time left before the Lambda deadline (${Math.max(0, Math.round(left))} ms)`,
+        );
+      }
+      const attemptTimeout = Math.min(timeoutMs, Math.floor(left));
+      let response: HttpResponse;
+      try {
+        const raw = await doFetch(request.url, {
+          method: request.method,
+          headers: { accept: 'application/json', ...request.headers },
+          ...(request.body === undefined ? {} : { body: request.body }),
+          signal: AbortSignal.timeout(attemptTimeout),
+          redirect: 'error',
+        });
+        response = { status: raw.status, headers: raw.headers, body: await readJson(raw) };
+      } catch (error) {
+        const failure = classifyNetworkError(error, where(request), attemptTimeout);
+        const delay = backoffMs(attempt);
+        if (
+          !request.idempotent ||
+          attempt + 1 >= maxAttempts ||
+          call.remainingMs() < delay + MIN_ATTEMPT_MS
+        ) {
+          throw failure;
+        }
+        call.logger.info('provider call failed on the network; retrying', {
+          provider,
+          request: where(request),
+          error: failure.message,
+          attempt: attempt + 1,
+          delayMs: Math.round(delay),
+        });
+        await sleep(delay);
+        continue;
+      }
+
+      const rateLimited = response.status === 429;
+      const serverFault = response.status >= 500 && response.status <= 599;
+      if (!rateLimited && !(serverFault && request.idempotent)) return response;
+
+      const hint = rateLimited ? retryHintMs(response.headers, Date.now()) : undefined;
+      const delay = hint === undefined ? backoffMs(attempt) : hint + random() * 250;
+      const remaining = call.remainingMs();
+      if (attempt + 1 >= maxAttempts || remaining < delay + MIN_ATTEMPT_MS) {
+        if (rateLimited && remaining < delay + MIN_ATTEMPT_MS) {
+          throw new RateLimitedError(
+            `${provider} rate-limited ${where(request).slice(provider.length + 1)} ${detail(request, response)}; it asks to wait ${Math.ceil((hint ?? delay) / 1000)} s but ${Math.max(0, Math.floor(remaining / 1000))} s are left before the Lambda deadline`,
+            provider,
+            429,
+            options.describeError?.(response.body).code,
+          );
+        }
+        throw errorFor(request, response, `after ${attempt + 1} attempts`);
+      }
+      call.logger.info(
+        rateLimited ? 'provider rate-limited the call; waiting' : 'provider failed; retrying',
+        {
+          provider,
+          request: where(request),
+          status: response.status,
+          attempt: attempt + 1,
+          delayMs: Math.round(delay),
+        },
+      );
+      await sleep(delay);
+    }
+  }
+
+  return { provider, send, errorFor };
+}
+
+/** `Authorization: Basic` for a user and password. */
+export const basicAuth = (user: string, password: string): string =>
+  `Basic ${Buffer.from(`${user}:${password}`, 'utf8').toString('base64')}`;
+
+/**
+ * Resolves a provider's next-page link against `base`, only when it stays on the same origin:
+ * credentials are never sent to a host the function was not configured for.
+ */
+export function sameOriginUrl(link: string, base: string, provider: string): string {
+  const resolved = new URL(link, base);
+  if (resolved.origin !== new URL(base).origin) {
+    throw new ProviderError(
+      `${provider} returned a next-page link to another host (${resolved.origin}); refusing to follow it`,
+      provider,
+    );
+  }
+  return resolved.toString();
+}
