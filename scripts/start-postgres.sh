@@ -4,6 +4,9 @@
 # Prints the line to eval:   eval "$(bash scripts/start-postgres.sh)"
 #   -> export PG_ADMIN_URL=postgres://rotation_admin:...@127.0.0.1:55432/postgres
 # Stop it with:               bash scripts/start-postgres.sh --stop
+# PG_TLS=1: TLS only (hostssl), with a server certificate from a throw-away test CA for
+#   localhost / 127.0.0.1; also prints `export PG_TLS_CA_FILE=<the CA certificate>`.
+# PG_URL_VAR names the printed URL variable (default PG_ADMIN_URL).
 set -euo pipefail
 
 PORT="${PG_PORT:-55432}"
@@ -45,6 +48,7 @@ fi
 rm -rf "$DATA"
 mkdir -p "$DATA"
 [ "$(id -u)" = 0 ] && chown postgres "$DATA"
+URL_VAR="${PG_URL_VAR:-PG_ADMIN_URL}"
 PWFILE=$(mktemp)
 printf '%s\n' "$ADMIN_PASSWORD" > "$PWFILE"
 [ "$(id -u)" = 0 ] && chown postgres "$PWFILE"
@@ -61,12 +65,37 @@ fsync = off
 synchronous_commit = off
 CONF
 # Password authentication on loopback only, so a wrong password really fails.
-cat > "$DATA/pg_hba.conf" <<HBA
+if [ "${PG_TLS:-}" = 1 ]; then
+  command -v openssl >/dev/null || { apt-get update -qq >&2; apt-get install -y -qq openssl >&2; }
+  TLS="$DATA/tls"
+  mkdir -p "$TLS"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=rotation test CA" \
+    -keyout "$TLS/ca.key" -out "$TLS/ca.pem" 2>/dev/null
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
+    -keyout "$TLS/server.key" -out "$TLS/server.csr" 2>/dev/null
+  printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' > "$TLS/san.ext"
+  openssl x509 -req -in "$TLS/server.csr" -CA "$TLS/ca.pem" -CAkey "$TLS/ca.key" -CAcreateserial \
+    -days 2 -extfile "$TLS/san.ext" -out "$TLS/server.pem" 2>/dev/null
+  chmod 600 "$TLS/server.key"
+  [ "$(id -u)" = 0 ] && chown -R postgres "$TLS"
+  cat >> "$DATA/postgresql.conf" <<CONF
+ssl = on
+ssl_cert_file = '$TLS/server.pem'
+ssl_key_file = '$TLS/server.key'
+CONF
+  cat > "$DATA/pg_hba.conf" <<HBA
+local   all all scram-sha-256
+hostssl all all 127.0.0.1/32 scram-sha-256
+HBA
+else
+  cat > "$DATA/pg_hba.conf" <<HBA
 local all all scram-sha-256
 host  all all 127.0.0.1/32 scram-sha-256
 HBA
+fi
 "${RUN[@]}" "$BINDIR/pg_ctl" -D "$DATA" -l "$DATA/server.log" -w -t 60 start >&2 || {
   log "server did not start; its log:"; cat "$DATA/server.log" >&2; exit 1; }
 "$BINDIR/pg_isready" -h 127.0.0.1 -p "$PORT" -t 30 >&2
 log "PostgreSQL $("$BINDIR/postgres" --version | awk '{print $3}') on 127.0.0.1:$PORT, data in $DATA"
-echo "export PG_ADMIN_URL=postgres://$ADMIN_USER:$ADMIN_PASSWORD@127.0.0.1:$PORT/postgres"
+echo "export $URL_VAR=postgres://$ADMIN_USER:$ADMIN_PASSWORD@127.0.0.1:$PORT/postgres"
+if [ "${PG_TLS:-}" = 1 ]; then echo "export PG_TLS_CA_FILE=$DATA/tls/ca.pem"; fi

