@@ -29,9 +29,11 @@ export default defineConfig({
           environment: 'node',
           env: awsEnv,
           setupFiles: ['test/support/leak-guard-setup.ts'],
+          // One global setup per server kind: each server starts once for every file.
           globalSetup: [
             'test/support/postgres-global-setup.ts',
             'test/support/mysql-global-setup.ts',
+            'test/support/mongo-global-setup.ts',
           ],
           testTimeout: 60_000,
           hookTimeout: 180_000,

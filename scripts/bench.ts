@@ -8,7 +8,9 @@
  *   Secrets Manager calls per rotation, peak resident memory of a process doing a rotation.
  * Targets: cold load ≤ 1.5× the bare client, ≤ 10 Secrets Manager calls, peak memory < 90 MB.
  *
- * PostgreSQL: PG_ADMIN_URL, or an embedded server. Secrets Manager: the fake over HTTP.
+ * PostgreSQL: PG_ADMIN_URL, or an embedded server. MongoDB: MONGO_ADMIN_URL, Testcontainers, or
+ * FerretDB from scripts/start-mongo.sh (see test/support/mongo-server.ts). Secrets Manager: the
+ * fake over HTTP.
  */
 import { spawn } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
@@ -22,6 +24,8 @@ import { apiKeys } from '../shared/strategies/api-keys.js';
 import { sendGridFixture, stripeFixture, twilioFixture } from '../test/support/api-key-fixtures.js';
 import { FakeSecretsManager } from '../test/support/fake-secrets-manager.js';
 import { startFakeSecretsManagerServer } from '../test/support/fake-secrets-manager-http.js';
+import { MongoAdmin } from '../test/support/mongo-admin.js';
+import { probeMongo, startMongo } from '../test/support/mongo-server.js';
 import { startPostgres } from '../test/support/postgres-server.js';
 import { rotate } from '../test/support/rotation-driver.js';
 import type { RotationHarness } from '../test/support/rotation-harness.js';
@@ -66,6 +70,9 @@ async function main() {
   console.log('building bundles…');
   await run(process.execPath, ['scripts/build.mjs']);
   const server = await startPostgres();
+  const mongoServer = await startMongo();
+  const mongo = await MongoAdmin.connect(mongoServer.adminUrl);
+  const mongoName = (await probeMongo(mongoServer.adminUrl)).server;
   const fake = new FakeSecretsManager();
   const sm = await startFakeSecretsManagerServer(fake);
   const admin = new pg.Client({ connectionString: server.adminUrl });
@@ -83,6 +90,7 @@ async function main() {
   Object.assign(process.env, childEnv);
   const made: string[] = [];
   const stops: (() => Promise<unknown>)[] = [];
+  const madeInMongo: string[] = [];
   try {
     const base = { engine: 'postgres', host: url.hostname, port: Number(url.port), ssl: false };
     const master = fake.createSecret({
@@ -109,9 +117,40 @@ async function main() {
         }),
       });
     };
+    const mongoBase = { engine: 'mongo', host: mongo.host, port: mongo.port, ssl: false };
+    const mongoMaster = fake.createSecret({
+      name: 'bench/mongo-master',
+      secretString: JSON.stringify({
+        ...mongoBase,
+        username: mongo.username,
+        password: mongo.password,
+        dbname: mongo.authSource,
+      }),
+    });
+    // Where roles are enforced, single user needs the changeOwnPassword action (README).
+    const ownPassword = await mongo.changeOwnPasswordRole().then(
+      (role) => [role],
+      () => [],
+    );
+    const mongoUser = async (extra: Record<string, unknown> = {}) => {
+      const name = `bench_${Math.random().toString(36).slice(2, 10)}`;
+      await mongo.createUser(name, 'bench-initial-1', { roles: ownPassword });
+      madeInMongo.push(`${name}_clone`, name);
+      return fake.createSecret({
+        name: `bench/${name}`,
+        secretString: JSON.stringify({
+          ...mongoBase,
+          username: name,
+          password: 'bench-initial-1',
+          ...extra,
+        }),
+      });
+    };
     const targets: Target[] = [
       { fn: 'postgres-single-user', secret: () => user() },
       { fn: 'postgres-alternating-users', secret: () => user({ masterarn: master }) },
+      { fn: 'mongodb-single-user', secret: () => mongoUser() },
+      { fn: 'mongodb-alternating-users', secret: () => mongoUser({ masterarn: mongoMaster }) },
     ];
     for (const [fn, fixture] of [
       ['sendgrid-api-key', sendGridFixture()],
@@ -270,8 +309,8 @@ async function main() {
     const markdown = [
       '# Benchmark',
       '',
-      `Measured by \`npm run bench\` on ${new Date().toISOString().slice(0, 10)}: node ${process.version}, ${server.source} PostgreSQL, the fake Secrets Manager over HTTP on loopback.`,
-      `Cold load: median of ${COLD_RUNS} fresh processes, interleaved with the bare client (${baseline.toFixed(1)} ms in this run). Rotation: median of ${RUNS} full rotations in one warm process ("first": the first rotation's calls): database functions run their built bundle against the local PostgreSQL; API-key functions run from source against the provider's local HTTP fake (their bundle would call the real provider), so no peak memory is given for them.`,
+      `Measured by \`npm run bench\` on ${new Date().toISOString().slice(0, 10)}: node ${process.version}, ${server.source} PostgreSQL, ${mongoName} from ${mongoServer.source}, the fake Secrets Manager over HTTP on loopback.`,
+      `Cold load: median of ${COLD_RUNS} fresh processes, interleaved with the bare client (${baseline.toFixed(1)} ms in this run). Rotation: median of ${RUNS} full rotations in one warm process ("first": the first rotation's calls): database functions run their built bundle against the local server; API-key functions run from source against the provider's local HTTP fake (their bundle would call the real provider), so no peak memory is given for them.`,
       '',
       `| ${headers.join(' | ')} |`,
       `| ${headers.map(() => '---').join(' | ')} |`,
@@ -287,6 +326,9 @@ async function main() {
     for (const name of made)
       await admin.query(`DROP ROLE IF EXISTS ${admin.escapeIdentifier(name)}`).catch(() => {});
     await admin.end();
+    await mongo.dropUsers(madeInMongo).catch(() => {});
+    await mongo.close();
+    await mongoServer.stop();
     await sm.close();
     await server.stop();
   }

@@ -16,6 +16,12 @@ export interface Login {
   password: string;
   database: string;
   tls: TlsMode;
+  /**
+   * Where the users being changed are defined, when that is not `database`. MongoDB keeps a
+   * user in its authentication database: the master may sign in against `admin` while the
+   * application's users live in another one. Adapters whose users are server-wide ignore it.
+   */
+  usersDatabase?: string;
 }
 
 export interface ConnectOptions {

@@ -222,6 +222,7 @@ export function alternatingUsers<C>(
         user: master.username,
         password: master.password,
         database: master.dbname ?? current.dbname,
+        usersDatabase: current.dbname,
         // Whoever can write the app secret must not downgrade the master's sign-in to plaintext.
         tls: master.tls ?? (current.tls === 'disable' ? 'prefer' : current.tls),
       };

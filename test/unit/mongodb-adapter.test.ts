@@ -1,0 +1,516 @@
+import {
+  MongoNetworkError,
+  MongoNetworkTimeoutError,
+  MongoServerSelectionError,
+  type TopologyDescription,
+} from 'mongodb';
+import { afterAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import {
+  AuthenticationError,
+  ConfigurationError,
+  ConnectionError,
+  ConnectTimeoutError,
+  DatabaseError,
+  HostUnreachableError,
+  InvalidSecretError,
+  TlsError,
+  UserExistsError,
+} from '../../shared/common/errors.js';
+import {
+  CLONE_MARKER,
+  classifyMongoError,
+  createMongoDb,
+  type MongoConnection,
+} from '../../shared/databases/mongodb.js';
+import type { Database, Login } from '../../shared/databases/types.js';
+import { createRotationHandler } from '../../shared/rotation/handler.js';
+import { alternatingUsers } from '../../shared/strategies/alternating-users.js';
+import { parseDatabaseSecret } from '../../shared/strategies/database-secret.js';
+import { singleUser } from '../../shared/strategies/single-user.js';
+import { FakeSecretsManager, mockSecretsManager } from '../support/fake-secrets-manager.js';
+import { LogRecorder } from '../support/log-recorder.js';
+import { MongoUserStore, serverError } from '../support/mongo-user-store.js';
+import { rotate } from '../support/rotation-driver.js';
+
+const login: Login = {
+  host: 'orders.cluster-abc.us-east-1.docdb.amazonaws.com',
+  port: 27017,
+  user: 'app',
+  password: 's3cret-Pa55',
+  database: 'admin',
+  tls: 'verify',
+};
+
+/** A socket error as Node reports it. */
+const socketError = (code: string, message = code) => Object.assign(new Error(message), { code });
+
+/**
+ * The error MongoClient.connect() throws when no server could be selected: the monitor's last
+ * error sits in the topology description's `servers` (and, since driver 6, in `cause`). The
+ * description classes are not exported at run time: this is their public shape.
+ */
+function selectionError(monitorError?: Error): MongoServerSelectionError {
+  const address = `${login.host}:27017`;
+  const reason = {
+    type: 'Single',
+    servers: new Map([[address, { address, type: 'Unknown', error: monitorError ?? null }]]),
+  } as unknown as TopologyDescription;
+  const message = monitorError?.message ?? 'Server selection timed out after 10000 ms';
+  return new MongoServerSelectionError(message, reason);
+}
+
+describe('mongodb failure classification', () => {
+  it.each([
+    [
+      'a wrong password (18 AuthenticationFailed)',
+      serverError(18, 'AuthenticationFailed', 'Authentication failed.'),
+      AuthenticationError,
+    ],
+    [
+      'a mechanism the user has no credentials for (334 MechanismUnavailable)',
+      serverError(
+        334,
+        'MechanismUnavailable',
+        'Unable to use SCRAM-SHA-256 based authentication for user without any SCRAM-SHA-256 credentials registered',
+      ),
+      AuthenticationError,
+    ],
+    [
+      'refused connections (monitor error inside a server selection timeout)',
+      selectionError(
+        new MongoNetworkError('connect ECONNREFUSED 10.0.0.1:27017', {
+          cause: socketError('ECONNREFUSED'),
+        }),
+      ),
+      HostUnreachableError,
+    ],
+    [
+      'an unknown host',
+      selectionError(
+        new MongoNetworkError('getaddrinfo ENOTFOUND db', { cause: socketError('ENOTFOUND') }),
+      ),
+      HostUnreachableError,
+    ],
+    ['a server selection timeout with no monitor error', selectionError(), ConnectTimeoutError],
+    [
+      'a socket timeout',
+      new MongoNetworkTimeoutError('connection timed out', { cause: socketError('ETIMEDOUT') }),
+      ConnectTimeoutError,
+    ],
+    [
+      'a TCP connect timeout of the pre-check',
+      socketError('ETIMEDOUT', 'TCP connect timed out after 10000 ms'),
+      ConnectTimeoutError,
+    ],
+    [
+      'a TLS-only server dropping the handshake',
+      new MongoNetworkError(
+        'Client network socket disconnected before secure TLS connection was established',
+      ),
+      TlsError,
+    ],
+    [
+      'an untrusted certificate',
+      socketError('SELF_SIGNED_CERT_IN_CHAIN', 'self-signed certificate in certificate chain'),
+      TlsError,
+    ],
+    [
+      'a host name mismatch',
+      socketError(
+        'ERR_TLS_CERT_ALTNAME_INVALID',
+        "Hostname/IP does not match certificate's altnames",
+      ),
+      TlsError,
+    ],
+    [
+      'a server shutting down (91 ShutdownInProgress)',
+      serverError(91, 'ShutdownInProgress', 'The server is in quiesce mode and will shut down'),
+      ConnectionError,
+    ],
+    [
+      'a command the user may not run (13 Unauthorized)',
+      serverError(13, 'Unauthorized', 'not authorized on admin to execute command { ping: 1 }'),
+      DatabaseError,
+    ],
+  ])('classifies %s', (_, error, type) => {
+    const classified = classifyMongoError(error, login);
+    expect(classified).toBeInstanceOf(type);
+    expect(classified.message).toContain('as user "app"');
+    expect(classified.message).toContain(`${login.host}:27017`);
+    expect(classified.cause).toBe(error);
+  });
+
+  it('only wrong credentials are authentication errors', () => {
+    const others = [
+      selectionError(
+        new MongoNetworkError('connect ECONNREFUSED', { cause: socketError('ECONNREFUSED') }),
+      ),
+      selectionError(),
+      serverError(13, 'Unauthorized', 'not authorized'),
+      serverError(11600, 'InterruptedAtShutdown', 'interrupted at shutdown'),
+    ];
+    for (const error of others) {
+      expect(classifyMongoError(error, login)).not.toBeInstanceOf(AuthenticationError);
+    }
+  });
+
+  it('scrubs the password should a message ever quote it', () => {
+    const classified = classifyMongoError(new Error(`odd failure near "${login.password}"`), login);
+    expect(classified.message).not.toContain(login.password);
+    expect(classified.message).toContain('***');
+  });
+});
+
+describe('mongodb adapter options', () => {
+  it.each([
+    [{ connectTimeoutMs: 0 }, /connectTimeoutMs must be a positive number/],
+    [{ tlsHandshakeTimeoutMs: Number.NaN }, /tlsHandshakeTimeoutMs must be a positive number/],
+    [{ trustedCa: 'not a certificate' }, /trustedCa must hold PEM certificates/],
+  ])('refuses %o when created, not mid-rotation', (options, message) => {
+    expect(() => createMongoDb(options)).toThrow(ConfigurationError);
+    expect(() => createMongoDb(options)).toThrow(message);
+  });
+
+  it('reads the engines, the default port 27017 and the default authentication database admin', () => {
+    const db = createMongoDb();
+    const parse = (value: object) => parseDatabaseSecret(JSON.stringify(value), 'AWSCURRENT', db);
+    const secret = parse({ engine: 'docdb', host: 'h', username: 'app', password: 'p' });
+    expect([secret.port, secret.dbname]).toEqual([27017, 'admin']);
+    expect(
+      parse({ engine: 'mongo', host: 'h', username: 'app', password: 'p', dbname: 'orders' })
+        .dbname,
+    ).toBe('orders');
+    expect(() => parse({ engine: 'mysql', host: 'h', username: 'app', password: 'p' })).toThrow(
+      /field "engine" is "mysql"; this function rotates MongoDB \(mongo, docdb\)/,
+    );
+  });
+
+  it('refuses a host that is neither a name nor an IP address before connecting', async () => {
+    const loadDriver = vi.fn();
+    const db = createMongoDb({ loadDriver });
+    for (const host of ['evil@other-host', 'a,b', 'h/path']) {
+      await expect(db.connect({ ...login, host })).rejects.toThrow(InvalidSecretError);
+    }
+    expect(loadDriver).not.toHaveBeenCalled();
+  });
+});
+
+describe('mongodb user administration on MongoDB answers', () => {
+  let store: MongoUserStore;
+  const db = createMongoDb();
+  const master = (): MongoConnection =>
+    store.connect({ ...login, user: 'master', password: 'master-password-1', tls: 'disable' });
+
+  beforeEach(() => {
+    store = new MongoUserStore().addUser('master', 'master-password-1');
+  });
+
+  it('changes a password with one updateUser command document', async () => {
+    // Prepare
+    store.addUser('app', 'old-password-1');
+
+    // Act
+    await db.setPassword(master(), 'app', 'new-password-2');
+
+    // Assess
+    expect(store.user('app')?.password).toBe('new-password-2');
+    expect(store.documents).toEqual([{ updateUser: 'app', pwd: '***' }]);
+  });
+
+  it('reports a missing user with the server code and never the password it was given', async () => {
+    // Prepare: a server that quotes the command in its message.
+    store.failNext = serverError(
+      13,
+      'Unauthorized',
+      'not authorized on admin to execute command { updateUser: "app", pwd: "new-password-2" }',
+    );
+
+    // Act
+    const failure = await db
+      .setPassword(master(), 'app', 'new-password-2')
+      .catch((e: unknown) => e);
+
+    // Assess
+    expect(failure).toBeInstanceOf(DatabaseError);
+    expect((failure as Error).message).toMatch(
+      /changing the password for user "app" in database "admin" failed: .*\(code 13 Unauthorized\)/,
+    );
+    expect((failure as Error).message).not.toContain('new-password-2');
+  });
+
+  it('takes user names as values, whatever they hold', async () => {
+    // Prepare
+    const name = '{"$ne": null}", pwd: "x';
+    store.addUser(name, 'old-password-1').addUser('bystander', 'bystander-password-1');
+
+    // Act
+    await db.setPassword(master(), name, 'new-password-2');
+
+    // Assess
+    expect(store.user(name)?.password).toBe('new-password-2');
+    expect(store.user('bystander')?.password).toBe('bystander-password-1');
+    expect(await db.userExists(master(), name)).toBe(true);
+    expect(await db.userExists(master(), 'nobody')).toBe(false);
+  });
+
+  it('creates the clone with the roles of the original and its mark, in one command', async () => {
+    // Prepare
+    store.addUser('app', 'app-password-1', {
+      roles: [
+        { role: 'readWrite', db: 'orders' },
+        { role: 'read', db: 'reports' },
+      ],
+    });
+
+    // Act
+    await db.createUserLike(master(), 'app_clone', 'clone-password-1', 'app');
+
+    // Assess
+    expect(store.rolesOf('app_clone')).toEqual(['read@reports', 'readWrite@orders']);
+    expect(store.user('app_clone')?.customData).toEqual({ [CLONE_MARKER]: 'app' });
+    expect(store.commands.filter((c) => c.includes('createUser'))).toEqual([
+      'admin: createUser app_clone',
+    ]);
+  });
+
+  it('creates an unmarked clone where the server has no customData (as FerretDB 1.x answers)', async () => {
+    // Prepare
+    store.features.customData = false;
+    store.addUser('app', 'app-password-1');
+
+    // Act
+    await db.createUserLike(master(), 'app_clone', 'clone-password-1', 'app');
+
+    // Assess
+    expect(store.user('app_clone')?.password).toBe('clone-password-1');
+    expect(store.user('app_clone')?.customData).toBeUndefined();
+  });
+
+  it('fails clearly when the original is missing or the clone already exists', async () => {
+    // Prepare
+    store.addUser('app', 'app-password-1').addUser('app_clone', 'x-password-1');
+
+    // Act
+    const missing = await db
+      .createUserLike(master(), 'ghost_clone', 'p-1', 'ghost')
+      .catch((e: unknown) => e);
+    const duplicate = await db
+      .createUserLike(master(), 'app_clone', 'p-1', 'app')
+      .catch((e: unknown) => e);
+
+    // Assess
+    expect(missing).toBeInstanceOf(DatabaseError);
+    expect(String(missing)).toContain('no user "ghost" in database "admin"');
+    // UserExistsError: an overlapping invocation made it; the strategy then treats it as existing.
+    expect(duplicate).toBeInstanceOf(UserExistsError);
+    expect(String(duplicate)).toContain(
+      'MongoDB user "app_clone" exists already in database "admin"',
+    );
+    expect(String((duplicate as Error).cause)).toContain('(code 51003 Location51003)');
+    expect(store.user('app_clone')?.password).toBe('x-password-1');
+  });
+
+  it('mirrors roles added to and removed from the original, revoking first', async () => {
+    // Prepare
+    store
+      .addUser('app', 'p-1', {
+        roles: [
+          { role: 'readWrite', db: 'orders' },
+          { role: 'read', db: 'audit' },
+        ],
+      })
+      .addUser('app_clone', 'p-2', {
+        roles: [
+          { role: 'readWrite', db: 'orders' },
+          { role: 'read', db: 'reports' },
+        ],
+        customData: { [CLONE_MARKER]: 'app' },
+      });
+
+    // Act
+    const changes = await db.syncPrivileges?.(master(), 'app_clone', 'app');
+
+    // Assess
+    expect(changes).toEqual(['revoked role read@reports', 'granted role read@audit']);
+    expect(store.rolesOf('app_clone')).toEqual(store.rolesOf('app'));
+    expect(store.commands.slice(-2)).toEqual([
+      'admin: revokeRolesFromUser app_clone',
+      'admin: grantRolesToUser app_clone',
+    ]);
+  });
+
+  it('sends no command when the roles already match', async () => {
+    store.addUser('app', 'p-1', { roles: [{ role: 'read', db: 'orders' }] });
+    store.addUser('app_clone', 'p-2', { roles: [{ role: 'read', db: 'orders' }] });
+    expect(await db.syncPrivileges?.(master(), 'app_clone', 'app')).toEqual([]);
+    expect(store.commands.every((c) => c.includes('usersInfo'))).toBe(true);
+  });
+
+  it.each([
+    [
+      'marked as its clone, even with roles the original lost since',
+      { [CLONE_MARKER]: 'app' },
+      ['dbAdmin@orders'],
+      undefined,
+    ],
+    [
+      'unmarked, with a subset of its roles (made by hand or by another tool)',
+      undefined,
+      [],
+      undefined,
+    ],
+    [
+      'unmarked, with a role the original lacks',
+      undefined,
+      ['root@admin'],
+      /has roles "app" lacks \(root@admin\).*refusing to hand out its password/,
+    ],
+    [
+      'marked as the clone of another user',
+      { [CLONE_MARKER]: 'other' },
+      [],
+      /made as a clone of "other", not of "app"/,
+    ],
+  ])('verifies a <user>_clone %s', async (_, customData, extraRoles, refusal) => {
+    // Prepare
+    store.addUser('app', 'p-1', { roles: [{ role: 'read', db: 'orders' }] });
+    store.addUser('app_clone', 'p-2', {
+      roles: extraRoles.map((key) => {
+        const [role, roleDb] = key.split('@') as [string, string];
+        return { role, db: roleDb };
+      }),
+      ...(customData ? { customData } : {}),
+    });
+
+    // Act
+    const outcome = await db.verifyClone?.(master(), 'app_clone', 'app').then(
+      () => 'accepted',
+      (e: unknown) => e,
+    );
+
+    // Assess
+    if (refusal === undefined) expect(outcome).toBe('accepted');
+    else {
+      expect(outcome).toBeInstanceOf(InvalidSecretError);
+      expect(String(outcome)).toMatch(refusal);
+    }
+  });
+});
+
+describe('mongodb alternating users over MongoDB answers (roles, which FerretDB lacks)', () => {
+  const fake = new FakeSecretsManager();
+  const stub = mockSecretsManager(fake);
+  const logs = new LogRecorder();
+  let store: MongoUserStore;
+  afterAll(() => stub.restore());
+
+  /** The real adapter, signing in to the user store instead of a server. */
+  const storeBacked = (): Database<MongoConnection> => ({
+    ...createMongoDb(),
+    connect: async (target: Login) => store.connect(target),
+  });
+
+  it('gives the clone the original roles and mirrors later changes over three rotations', async () => {
+    // Prepare
+    store = new MongoUserStore()
+      .addUser('master', 'master-password-1')
+      .addUser('app', 'app-password-1', {
+        db: 'orders',
+        roles: [{ role: 'readWrite', db: 'orders' }],
+      });
+    const masterArn = fake.createSecret({
+      name: 'master',
+      secretString: JSON.stringify({
+        engine: 'docdb',
+        host: 'h',
+        username: 'master',
+        password: 'master-password-1',
+        dbname: 'admin',
+      }),
+    });
+    const secretId = fake.createSecret({
+      name: 'app',
+      secretString: JSON.stringify({
+        engine: 'docdb',
+        host: 'h',
+        username: 'app',
+        password: 'app-password-1',
+        dbname: 'orders',
+        masterarn: masterArn,
+      }),
+    });
+    const handler = createRotationHandler({
+      strategy: alternatingUsers(storeBacked()),
+      logger: logs,
+      env: {},
+    });
+    const run = () =>
+      rotate({
+        fake,
+        secretId,
+        invoke: (e) => handler(e, { getRemainingTimeInMillis: () => 30_000 }),
+      });
+
+    // Act
+    const first = await run();
+    const rolesAfterFirst = store.rolesOf('app_clone', 'orders');
+    store.user('app', 'orders')?.roles.push({ role: 'read', db: 'audit' });
+    const second = await run();
+    (store.user('app', 'orders') as { roles: unknown[] }).roles = [{ role: 'read', db: 'audit' }];
+    const third = await run();
+
+    // Assess
+    expect([first.completed, second.completed, third.completed]).toEqual([true, true, true]);
+    expect(rolesAfterFirst).toEqual(['readWrite@orders']);
+    expect(store.rolesOf('app_clone', 'orders')).toEqual(['read@audit']);
+    expect(store.user('app_clone', 'orders')?.customData).toEqual({ [CLONE_MARKER]: 'app' });
+    expect(store.user('app_clone', 'admin')).toBeUndefined();
+    // The clone is reconciled before any password changes, on every rotation after the first.
+    const order = store.commands.filter((c) =>
+      /createUser|updateUser|RolesFromUser|RolesToUser/.test(c),
+    );
+    expect(order).toEqual([
+      'orders: createUser app_clone',
+      'orders: grantRolesToUser app_clone',
+      'orders: updateUser app',
+      'orders: revokeRolesFromUser app_clone',
+      'orders: updateUser app_clone',
+    ]);
+  });
+
+  it('never loads the driver in createSecret and finishSecret', async () => {
+    // Prepare
+    const loadDriver = vi.fn(async () => {
+      throw new Error('driver loaded');
+    });
+    const secretId = fake.createSecret({
+      name: 'lazy',
+      secretString: JSON.stringify({
+        engine: 'mongo',
+        host: 'h',
+        username: 'app',
+        password: 'p-1',
+      }),
+    });
+    const handler = createRotationHandler({
+      strategy: singleUser(createMongoDb({ loadDriver })),
+      logger: logs,
+      env: {},
+    });
+    const token = fake.startRotation(secretId);
+    const invoke = (Step: 'createSecret' | 'finishSecret') =>
+      handler(
+        { Step, SecretId: fake.arnOf(secretId), ClientRequestToken: token },
+        { getRemainingTimeInMillis: () => 30_000 },
+      );
+
+    // Act
+    await invoke('createSecret');
+    await invoke('finishSecret');
+
+    // Assess
+    expect(fake.valueOfVersion(secretId, token)).toBeDefined();
+    expect(fake.versionOf(secretId, 'AWSCURRENT')).toBe(token);
+    expect(loadDriver).not.toHaveBeenCalled();
+  });
+});
