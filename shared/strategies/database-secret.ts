@@ -1,4 +1,5 @@
 import { InvalidSecretError } from '../common/errors.js';
+import { jsonObject, optionalStringField, stringField } from '../common/fields.js';
 import type { Database, Login, TlsMode } from '../databases/types.js';
 
 /** A database secret value as AWS's templates define it, validated. Unknown keys are kept. */
@@ -34,19 +35,8 @@ function requireNoControl(value: string | undefined, field: string, source: Sour
   }
 }
 
-export function parseJsonObject(text: string, source: Source): Record<string, unknown> {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    // No cause: JSON.parse's message quotes the text, which is a secret.
-    throw new InvalidSecretError(`${source} is not valid JSON`, 'SecretString');
-  }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new InvalidSecretError(`${source} must be a JSON object`, 'SecretString');
-  }
-  return value as Record<string, unknown>;
-}
+/** The secret value as a JSON object (shared with every other kind of secret). */
+export const parseJsonObject = jsonObject;
 
 export function requiredString(
   raw: Record<string, unknown>,
@@ -54,26 +44,7 @@ export function requiredString(
   source: Source,
   maxLength = 1024,
 ): string {
-  const value = raw[field];
-  if (value === undefined || value === null) {
-    throw new InvalidSecretError(`${source}: field "${field}" is missing`, field);
-  }
-  if (typeof value !== 'string') {
-    throw new InvalidSecretError(
-      `${source}: field "${field}" must be a string, got ${typeof value}`,
-      field,
-    );
-  }
-  if (value.trim() === '') {
-    throw new InvalidSecretError(`${source}: field "${field}" is empty`, field);
-  }
-  if (value.length > maxLength) {
-    throw new InvalidSecretError(
-      `${source}: field "${field}" is longer than ${maxLength} characters (${value.length})`,
-      field,
-    );
-  }
-  return value;
+  return stringField(raw, field, source, { maxLength });
 }
 
 export function optionalString(
@@ -82,9 +53,7 @@ export function optionalString(
   source: Source,
   maxLength = 1024,
 ): string | undefined {
-  return raw[field] === undefined || raw[field] === null
-    ? undefined
-    : requiredString(raw, field, source, maxLength);
+  return optionalStringField(raw, field, source, { maxLength });
 }
 
 export function parsePort(raw: Record<string, unknown>, source: Source, fallback: number): number {
