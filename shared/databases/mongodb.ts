@@ -12,6 +12,7 @@ import {
   UserExistsError,
 } from '../common/errors.js';
 import type { RotationLogger } from '../common/logger.js';
+import { CERTIFICATE_CODES, UNREACHABLE_CODES } from './socket-errors.js';
 import type { ConnectOptions, Database, Login } from './types.js';
 
 /** Options of {@link createMongoDb}. */
@@ -81,29 +82,8 @@ const UNAVAILABLE_CODES = new Set([
   11602, // InterruptedDueToReplStateChange
 ]);
 
-const UNREACHABLE = new Set([
-  'ECONNREFUSED',
-  'ENOTFOUND',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'EAI_AGAIN',
-  'ECONNRESET',
-  'EPIPE',
-]);
-const CERTIFICATE_CODES = new Set([
-  'DEPTH_ZERO_SELF_SIGNED_CERT',
-  'SELF_SIGNED_CERT_IN_CHAIN',
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-  'UNABLE_TO_GET_ISSUER_CERT',
-  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
-  'CERT_HAS_EXPIRED',
-  'CERT_NOT_YET_VALID',
-  'CERT_UNTRUSTED',
-  'CERT_REJECTED',
-  'CERT_SIGNATURE_FAILURE',
-  'HOSTNAME_MISMATCH',
-  'ERR_TLS_CERT_ALTNAME_INVALID',
-]);
+const UNREACHABLE = new Set(UNREACHABLE_CODES);
+const CERTIFICATE = new Set([...CERTIFICATE_CODES]);
 const TLS_CLOSED = 'before secure TLS connection was established';
 
 type Failure = { name?: unknown; code?: unknown; codeName?: unknown; message?: unknown };
@@ -176,7 +156,7 @@ export function classifyMongoError(error: unknown, login: Login): RotationError 
   }
   if (
     code !== undefined &&
-    (CERTIFICATE_CODES.has(code) || code.startsWith('ERR_TLS') || code.startsWith('ERR_SSL'))
+    (CERTIFICATE.has(code) || code.startsWith('ERR_TLS') || code.startsWith('ERR_SSL'))
   ) {
     return new TlsError(`TLS with ${at} failed: ${code}`, { cause: error });
   }
@@ -274,7 +254,7 @@ async function probeTls(
     secure.on('error', (error: Error) => {
       const code = socketCode(error);
       const certificate =
-        code !== undefined && (CERTIFICATE_CODES.has(code) || code.startsWith('ERR_TLS_CERT'));
+        code !== undefined && (CERTIFICATE.has(code) || code.startsWith('ERR_TLS_CERT'));
       done(
         certificate
           ? { offered: 'untrusted', error }

@@ -29,6 +29,7 @@ import {
   renderCreateUser,
   renderRole,
 } from './mysql-grants.js';
+import { CERTIFICATE_CODES, UNREACHABLE_CODES } from './socket-errors.js';
 import type { ConnectOptions, Database, Login } from './types.js';
 
 /** The part of a mysql2/promise connection the adapter uses. */
@@ -111,29 +112,11 @@ const ER = {
   cannotUser: 1396,
 } as const;
 
-const UNREACHABLE = new Set([
-  'ECONNREFUSED',
-  'ENOTFOUND',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'EAI_AGAIN',
-  'ECONNRESET',
-  'EPIPE',
-  'PROTOCOL_CONNECTION_LOST',
-]);
+const UNREACHABLE = new Set([...UNREACHABLE_CODES, 'PROTOCOL_CONNECTION_LOST']);
 const TLS_CODES = new Set([
+  ...CERTIFICATE_CODES,
   'HANDSHAKE_SSL_ERROR',
   'HANDSHAKE_NO_SSL_SUPPORT',
-  'DEPTH_ZERO_SELF_SIGNED_CERT',
-  'SELF_SIGNED_CERT_IN_CHAIN',
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-  'UNABLE_TO_GET_ISSUER_CERT',
-  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
-  'CERT_HAS_EXPIRED',
-  'CERT_NOT_YET_VALID',
-  'CERT_UNTRUSTED',
-  'CERT_REJECTED',
-  'HOSTNAME_MISMATCH',
   'EPROTO',
 ]);
 

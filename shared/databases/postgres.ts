@@ -12,6 +12,7 @@ import {
   UserExistsError,
 } from '../common/errors.js';
 import { scramSha256Verifier } from './scram.js';
+import { CERTIFICATE_CODES, UNREACHABLE_CODES } from './socket-errors.js';
 import type { ConnectOptions, Database, Login } from './types.js';
 
 /** Options of {@link createPostgres}. */
@@ -27,28 +28,8 @@ export interface PostgresOptions {
   sendVerifier?: boolean;
 }
 
-const UNREACHABLE = new Set([
-  'ECONNREFUSED',
-  'ENOTFOUND',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'EAI_AGAIN',
-  'ECONNRESET',
-  'EPIPE',
-]);
-const TLS_CODES = new Set([
-  'DEPTH_ZERO_SELF_SIGNED_CERT',
-  'SELF_SIGNED_CERT_IN_CHAIN',
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-  'UNABLE_TO_GET_ISSUER_CERT',
-  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
-  'CERT_HAS_EXPIRED',
-  'CERT_NOT_YET_VALID',
-  'CERT_UNTRUSTED',
-  'CERT_REJECTED',
-  'HOSTNAME_MISMATCH',
-  'EPROTO',
-]);
+const UNREACHABLE = new Set(UNREACHABLE_CODES);
+const TLS_CODES = new Set([...CERTIFICATE_CODES, 'EPROTO']);
 const NO_TLS_ON_SERVER = 'The server does not support SSL connections';
 
 const errorCode = (error: unknown): string | undefined => {
