@@ -39,6 +39,11 @@ export class FaultInjector {
     });
   }
 
+  /** True when the armed fault leaves its invocation hanging (it must be abandoned). */
+  get hangs(): boolean {
+    return this.mode === FaultMode.hang;
+  }
+
   /** Counts without failing. */
   reset(): void {
     this.effects.length = 0;

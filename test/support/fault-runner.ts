@@ -47,8 +47,13 @@ async function runOnce(
     );
     const outcome = await Promise.race([invocation, abandoned]);
     if (outcome === 'abandoned') {
-      // Give a throw-mode fault's invocation its chance to finish; a hung one never will.
-      await Promise.race([invocation, new Promise((resolve) => setTimeout(resolve, 50))]);
+      if (!injector.hangs) {
+        // A thrown fault does not abandon its invocation: wait for it, however loaded the
+        // machine is, so that a retry never overlaps a run that is still unwinding, and go on
+        // as the service would if the step still succeeded.
+        if ((await invocation) === 'failed') return false;
+        continue;
+      }
       await target.killAbandoned();
       return false;
     }
