@@ -152,17 +152,4 @@ export function leakedSecrets(texts: readonly string[], secrets: readonly string
     .filter((found) => found !== '');
 }
 
-/** Message, stack and causes of an error, as text for leak checks. */
-export function errorText(error: unknown): string {
-  const parts: string[] = [];
-  for (let current = error, depth = 0; current && depth < 6; depth++) {
-    if (current instanceof Error) {
-      parts.push(current.message, current.stack ?? '');
-      current = current.cause;
-    } else {
-      parts.push(String(current));
-      break;
-    }
-  }
-  return parts.join('\n');
-}
+export { errorText } from './leak-guard.js';

@@ -12,6 +12,7 @@ import { createRotationHandler } from '../../shared/rotation/handler.js';
 import { alternatingUsers } from '../../shared/strategies/alternating-users.js';
 import { singleUser } from '../../shared/strategies/single-user.js';
 import { FakeSecretsManager, mockSecretsManager } from '../support/fake-secrets-manager.js';
+import { errorText } from '../support/leak-guard.js';
 import { LogRecorder } from '../support/log-recorder.js';
 import { MemoryDatabase } from '../support/memory-database.js';
 import { rotate } from '../support/rotation-driver.js';
@@ -43,13 +44,6 @@ const single = (options: { safetyMarginMs?: number } = {}) =>
   createRotationHandler({ strategy: singleUser(db), logger: logs, env: {}, ...options });
 const run = (secretId: string, handler = single(), ms = 30_000) =>
   rotate({ fake, secretId, invoke: (e) => handler(e, context(ms)) });
-
-/** Every text a thrown error carries out of the function: message, stack, causes. */
-function errorText(error: unknown): string {
-  const parts: string[] = [];
-  for (let e = error; e instanceof Error; e = e.cause) parts.push(e.message, e.stack ?? '');
-  return parts.join('\n');
-}
 
 describe('redaction', () => {
   it('scrubs secrets from messages, nested attributes, errors and their causes', () => {
