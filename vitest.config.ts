@@ -48,7 +48,11 @@ export default defineConfig({
           environment: 'node',
           env: awsEnv,
           setupFiles: ['test/support/leak-guard-setup.ts'],
-          globalSetup: ['test/support/postgres-global-setup.ts'],
+          globalSetup: [
+            'test/support/postgres-global-setup.ts',
+            'test/support/mysql-global-setup.ts',
+            'test/support/mongo-global-setup.ts',
+          ],
           testTimeout: 300_000,
           hookTimeout: 180_000,
           fileParallelism: false,
