@@ -12,6 +12,7 @@ import {
 import type { Database, TlsMode } from '../databases/types.js';
 import type { StepContext, Strategy } from '../rotation/types.js';
 import {
+  accountOf,
   type DatabaseSecret,
   loginOf,
   maxUsernameLength,
@@ -193,7 +194,7 @@ export function alternatingUsers<C>(
       const proof = await trySignIn(db, loginOf(current), step);
       if (proof === undefined) {
         throw new AuthenticationError(
-          `AWSCURRENT (user "${current.username}") does not sign in at ${current.host}:${current.port}; refusing to change users with the master secret`,
+          `AWSCURRENT (${accountOf(current)}) does not sign in; refusing to change users with the master secret`,
         );
       }
       await db.close(proof);

@@ -2,6 +2,7 @@ import { AuthenticationError, InvalidSecretError } from '../common/errors.js';
 import type { Database } from '../databases/types.js';
 import type { Stage, StepContext, Strategy } from '../rotation/types.js';
 import {
+  accountOf,
   type DatabaseSecret,
   loginOf,
   parseDatabaseSecret,
@@ -112,7 +113,7 @@ export function singleUser<C>(db: Database<C>): Strategy<DatabaseSecret> {
           return;
         }
         throw new AuthenticationError(
-          `user "${current.username}" at ${current.host}:${current.port} refuses AWSPENDING, AWSCURRENT and AWSPREVIOUS`,
+          `${accountOf(current)} refuses AWSPENDING, AWSCURRENT and AWSPREVIOUS`,
         );
       }
       step.logger.info(`signed in with ${signedInWith}`, { user: current.username });

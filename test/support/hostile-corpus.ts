@@ -118,21 +118,33 @@ const SQL_INJECTIONS = [
 ];
 const NOSQL_INJECTIONS = ['{"$ne": null}', "'; db.dropDatabase(); '", '$where: 1 == 1'];
 
-export function secretCases(): SecretCase[] {
+/** What the secret cases need to know of the database they run against. */
+export interface CorpusProfile {
+  /** The engine a valid secret names, e.g. "postgres". */
+  engine: string;
+  /** Engines another function rotates: each must be refused. */
+  otherEngines: readonly string[];
+  /** An existing user that is not the secret's (the administrator). */
+  otherUser: string;
+}
+
+export function secretCases(profile: CorpusProfile): SecretCase[] {
   const cases: SecretCase[] = [];
+  const [otherEngine] = profile.otherEngines;
+  const quote = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
   const json = (valid: Record<string, unknown>, patch: Record<string, unknown>) =>
     JSON.stringify({ ...valid, ...patch });
   cases.push(
     {
       kind: 'current',
       name: 'not JSON',
-      value: () => '{"engine":"postgres","password":"leak-me-not-1',
+      value: () => `{"engine":"${profile.engine}","password":"leak-me-not-1`,
       expect: /AWSCURRENT is not valid JSON/,
     },
     {
       kind: 'current',
       name: 'a JSON string',
-      value: () => '"postgres"',
+      value: () => JSON.stringify(profile.engine),
       expect: /AWSCURRENT must be a JSON object/,
     },
     {
@@ -194,7 +206,12 @@ export function secretCases(): SecretCase[] {
     const field = name.split(' ')[0] as string;
     cases.push({ kind: 'current', name, value: (v) => json(v, { [field]: value }), expect });
   }
-  for (const engine of ['mysql', 'mongo', 'docdb', 'POSTGRES', 'postgres ', UNICODE]) {
+  for (const engine of [
+    ...profile.otherEngines,
+    profile.engine.toUpperCase(),
+    `${profile.engine} `,
+    UNICODE,
+  ]) {
     cases.push({
       kind: 'current',
       name: `engine ${JSON.stringify(engine)}`,
@@ -208,21 +225,24 @@ export function secretCases(): SecretCase[] {
       kind: 'current',
       name: `username injection ${injection}`,
       value: (v) => json(v, { username: injection }),
-      expect: /refuse|refused the credentials/,
+      // MySQL also refuses names over 32 characters before connecting.
+      expect: /refuse|refused the credentials|field "username" is longer than/,
     });
     cases.push({
       kind: 'current',
       name: `dbname injection ${injection}`,
       value: (v) => json(v, { dbname: injection }),
-      expect: /does not exist|refused the credentials/,
+      // The server refuses the database (PostgreSQL: does not exist; MySQL: access denied;
+      // MongoDB: no such user in that authentication database), and the error names it.
+      expect: new RegExp(`database "${quote(injection)}"`),
     });
   }
   cases.push(
     {
       kind: 'pending',
       name: 'AWSPENDING names another user',
-      value: (v) => json(v, { username: 'postgres' }),
-      expect: /AWSPENDING names user "postgres"/,
+      value: (v) => json(v, { username: profile.otherUser }),
+      expect: new RegExp(`AWSPENDING names user "${quote(profile.otherUser)}"`),
     },
     {
       kind: 'pending',
@@ -245,8 +265,8 @@ export function secretCases(): SecretCase[] {
     {
       kind: 'pending',
       name: 'AWSPENDING for another engine',
-      value: (v) => json(v, { engine: 'mysql' }),
-      expect: /AWSPENDING: field "engine" is "mysql"/,
+      value: (v) => json(v, { engine: otherEngine }),
+      expect: new RegExp(`AWSPENDING: field "engine" is "${otherEngine}"`),
     },
     {
       kind: 'pending',
