@@ -8,9 +8,11 @@
  *   Secrets Manager calls per rotation, peak resident memory of a process doing a rotation.
  * Targets: cold load ≤ 1.5× the bare client, ≤ 10 Secrets Manager calls, peak memory < 90 MB.
  *
- * PostgreSQL: PG_ADMIN_URL, or an embedded server. MongoDB: MONGO_ADMIN_URL, Testcontainers, or
- * FerretDB from scripts/start-mongo.sh (see test/support/mongo-server.ts). Secrets Manager: the
- * fake over HTTP.
+ * PostgreSQL: PG_ADMIN_URL, or an embedded server. MySQL/MariaDB: MYSQL_ADMIN_URL, Testcontainers,
+ * or a local MariaDB (test/support/mysql-server.ts). MongoDB: MONGO_ADMIN_URL, Testcontainers, or
+ * FerretDB from scripts/start-mongo.sh (test/support/mongo-server.ts). Secrets Manager: the fake
+ * over HTTP. API-key functions: their built bundle, with the provider's origin sent to the
+ * provider's local fake (scripts/bench-redirect.mjs).
  */
 import { spawn } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
@@ -19,16 +21,19 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import pg from 'pg';
-import { createRotationHandler, type RotationHandler } from '../shared/rotation/handler.js';
-import { apiKeys } from '../shared/strategies/api-keys.js';
+import type { RotationHandler } from '../shared/rotation/handler.js';
 import { sendGridFixture, stripeFixture, twilioFixture } from '../test/support/api-key-fixtures.js';
 import { FakeSecretsManager } from '../test/support/fake-secrets-manager.js';
 import { startFakeSecretsManagerServer } from '../test/support/fake-secrets-manager-http.js';
 import { MongoAdmin } from '../test/support/mongo-admin.js';
 import { probeMongo, startMongo } from '../test/support/mongo-server.js';
+import { MysqlAdmin } from '../test/support/mysql-admin.js';
+import { startMysql } from '../test/support/mysql-server.js';
 import { startPostgres } from '../test/support/postgres-server.js';
 import { rotate } from '../test/support/rotation-driver.js';
 import type { RotationHarness } from '../test/support/rotation-harness.js';
+// @ts-expect-error: a plain ESM script without types.
+import { installRedirect } from './bench-redirect.mjs';
 // @ts-expect-error: a plain ESM script without types; its exports are documented there.
 import { BASELINE, median, printTable, sample } from './cold-load.mjs';
 
@@ -41,11 +46,8 @@ interface Target {
   fn: string;
   /** A fresh secret for this target; returns its id. */
   secret(): Promise<string>;
-  /**
-   * API-key functions: the handler built from source against the provider's local fake (the
-   * bundle talks to the real provider). Database functions run their built bundle.
-   */
-  handler?: RotationHandler;
+  /** API-key functions have no database driver to check for. */
+  apiKey?: boolean;
 }
 
 const run = (command: string, args: string[], env: NodeJS.ProcessEnv = process.env) =>
@@ -70,6 +72,8 @@ async function main() {
   console.log('building bundles…');
   await run(process.execPath, ['scripts/build.mjs']);
   const server = await startPostgres();
+  const mysqlServer = await startMysql();
+  const mysql = await MysqlAdmin.connect(mysqlServer.adminUrl);
   const mongoServer = await startMongo();
   const mongo = await MongoAdmin.connect(mongoServer.adminUrl);
   const mongoName = (await probeMongo(mongoServer.adminUrl)).server;
@@ -78,7 +82,7 @@ async function main() {
   const admin = new pg.Client({ connectionString: server.adminUrl });
   await admin.connect();
   const url = new URL(server.adminUrl);
-  const childEnv = {
+  const childEnv: NodeJS.ProcessEnv = {
     ...process.env,
     SECRETS_MANAGER_ENDPOINT: sm.endpoint,
     AWS_REGION: 'us-east-1',
@@ -91,6 +95,7 @@ async function main() {
   const made: string[] = [];
   const stops: (() => Promise<unknown>)[] = [];
   const madeInMongo: string[] = [];
+  const madeInMysql: string[] = [];
   try {
     const base = { engine: 'postgres', host: url.hostname, port: Number(url.port), ssl: false };
     const master = fake.createSecret({
@@ -111,6 +116,36 @@ async function main() {
         name: `bench/${name}`,
         secretString: JSON.stringify({
           ...base,
+          username: name,
+          password: 'bench-initial-1',
+          ...extra,
+        }),
+      });
+    };
+    const mysqlBase = {
+      engine: mysql.mariadb ? 'mariadb' : 'mysql',
+      host: mysql.host,
+      port: mysql.port,
+      dbname: mysql.database,
+      ssl: false,
+    };
+    const mysqlMaster = fake.createSecret({
+      name: 'bench/mysql-master',
+      secretString: JSON.stringify({
+        ...mysqlBase,
+        username: mysql.username,
+        password: mysql.password,
+      }),
+    });
+    const mysqlUser = async (extra: Record<string, unknown> = {}) => {
+      const name = `bench_${Math.random().toString(36).slice(2, 10)}`;
+      await mysql.createUser(name, 'bench-initial-1');
+      await mysql.query(`GRANT SELECT ON ${mysql.id(mysql.database)}.* TO ${mysql.account(name)}`);
+      madeInMysql.push(`${name}_clone`, name);
+      return fake.createSecret({
+        name: `bench/${name}`,
+        secretString: JSON.stringify({
+          ...mysqlBase,
           username: name,
           password: 'bench-initial-1',
           ...extra,
@@ -149,25 +184,32 @@ async function main() {
     const targets: Target[] = [
       { fn: 'postgres-single-user', secret: () => user() },
       { fn: 'postgres-alternating-users', secret: () => user({ masterarn: master }) },
+      { fn: 'mysql-single-user', secret: () => mysqlUser() },
+      { fn: 'mysql-alternating-users', secret: () => mysqlUser({ masterarn: mysqlMaster }) },
       { fn: 'mongodb-single-user', secret: () => mongoUser() },
       { fn: 'mongodb-alternating-users', secret: () => mongoUser({ masterarn: mongoMaster }) },
     ];
-    for (const [fn, fixture] of [
-      ['sendgrid-api-key', sendGridFixture()],
-      ['stripe-api-key', stripeFixture('live')],
-      ['twilio-api-key', twilioFixture()],
+    // The API-key bundles call the real providers: their origins go to the local fakes, in this
+    // process and in the children.
+    const redirect: Record<string, string> = {};
+    for (const [fn, fixture, origins] of [
+      ['sendgrid-api-key', sendGridFixture(), ['https://api.sendgrid.com']],
+      ['stripe-api-key', stripeFixture('live'), ['https://api.stripe.com']],
+      ['twilio-api-key', twilioFixture(), ['https://api.twilio.com', 'https://iam.twilio.com']],
     ] as const) {
       await fixture.fake.start();
       stops.push(() => fixture.fake.stop());
+      for (const origin of origins) redirect[origin] = fixture.fake.baseUrl;
+      if ('apiVersion' in fixture.fake) childEnv.STRIPE_API_VERSION = fixture.fake.apiVersion;
       targets.push({
         fn,
         secret: async () => fixture.provision({ fake } as RotationHarness).secretId,
-        handler: createRotationHandler({
-          strategy: apiKeys(fixture.provider(), { env: {} }),
-          env: childEnv,
-        }),
+        apiKey: true,
       });
     }
+    installRedirect(redirect);
+    Object.assign(process.env, childEnv);
+    const redirectEnv = { ...childEnv, BENCH_REDIRECT: JSON.stringify(redirect) };
 
     // Cold load, interleaved with the bare client in the same rounds.
     console.log(`cold load: ${COLD_RUNS} fresh processes each…`);
@@ -202,7 +244,7 @@ async function main() {
       // Driver laziness, on the source (the bundle keeps the same lazy import).
       const lazySecret = await target.secret();
       const lazyToken = fake.startRotation(lazySecret);
-      const lazy = target.handler
+      const lazy = target.apiKey
         ? { loadedAfter: {} }
         : JSON.parse(
             await run(
@@ -221,8 +263,7 @@ async function main() {
           );
 
       // Full rotations in this process, through the built bundle (a warm function).
-      const handler: RotationHandler =
-        target.handler ?? (await import(pathToFileURL(bundle).href)).handler;
+      const handler: RotationHandler = (await import(pathToFileURL(bundle).href)).handler;
       const secretId = await target.secret();
       const times: number[] = [];
       const calls: number[] = [];
@@ -239,25 +280,24 @@ async function main() {
         calls.push(fake.calls.length - before);
       }
 
-      // Peak memory of a fresh process doing one whole rotation (database bundles).
+      // Peak memory of a fresh process doing one whole rotation with the built bundle.
       const rssSecret = await target.secret();
       const rssToken = fake.startRotation(rssSecret);
-      const rss = target.handler
-        ? { maxRssKiB: Number.NaN }
-        : JSON.parse(
-            await run(
-              process.execPath,
-              [
-                '--no-warnings',
-                'scripts/bench-child.mjs',
-                pathToFileURL(bundle).href,
-                fake.arnOf(rssSecret),
-                rssToken,
-                'createSecret,setSecret,testSecret,finishSecret',
-              ],
-              childEnv,
-            ),
-          );
+      const rss = JSON.parse(
+        await run(
+          process.execPath,
+          [
+            '--no-warnings',
+            ...(target.apiKey ? ['--import', './scripts/bench-redirect.mjs'] : []),
+            'scripts/bench-child.mjs',
+            pathToFileURL(bundle).href,
+            fake.arnOf(rssSecret),
+            rssToken,
+            'createSecret,setSecret,testSecret,finishSecret',
+          ],
+          target.apiKey ? redirectEnv : childEnv,
+        ),
+      );
 
       const coldMs = coldMedian(target.fn);
       const ratio = coldMs / baseline;
@@ -269,10 +309,10 @@ async function main() {
         `${(bytes / 1024).toFixed(0)} KiB (${(gzip / 1024).toFixed(0)} gz)`,
         coldMs.toFixed(1),
         `${ratio.toFixed(2)}x`,
-        target.handler ? 'none (no driver)' : driverLoaded ? 'yes' : 'no',
+        target.apiKey ? 'none (no driver)' : driverLoaded ? 'yes' : 'no',
         (median([...times].sort((a, b) => a - b)) as number).toFixed(1),
         `${callsMedian} (first ${calls[0]})`,
-        Number.isNaN(rssMB) ? 'n/a' : rssMB.toFixed(1),
+        rssMB.toFixed(1),
       ]);
       if (ratio > LIMITS.coldRatio)
         verdicts.push(`${target.fn}: cold load ${ratio.toFixed(2)}x > ${LIMITS.coldRatio}x`);
@@ -309,8 +349,8 @@ async function main() {
     const markdown = [
       '# Benchmark',
       '',
-      `Measured by \`npm run bench\` on ${new Date().toISOString().slice(0, 10)}: node ${process.version}, ${server.source} PostgreSQL, ${mongoName} from ${mongoServer.source}, the fake Secrets Manager over HTTP on loopback.`,
-      `Cold load: median of ${COLD_RUNS} fresh processes, interleaved with the bare client (${baseline.toFixed(1)} ms in this run). Rotation: median of ${RUNS} full rotations in one warm process ("first": the first rotation's calls): database functions run their built bundle against the local server; API-key functions run from source against the provider's local HTTP fake (their bundle would call the real provider), so no peak memory is given for them.`,
+      `Measured by \`npm run bench\` on ${new Date().toISOString().slice(0, 10)}: node ${process.version}, ${server.source} PostgreSQL, ${mysql.version} from ${mysqlServer.source}, ${mongoName} from ${mongoServer.source}, the fake Secrets Manager over HTTP on loopback.`,
+      `Cold load: median of ${COLD_RUNS} fresh processes, interleaved with the bare client (${baseline.toFixed(1)} ms in this run). Rotation: median of ${RUNS} full rotations of the built bundle in one warm process ("first": the first rotation's calls), against the local server; API-key bundles reach the provider's local HTTP fake through a fetch redirect (scripts/bench-redirect.mjs). Peak RSS: a fresh process doing one whole rotation with the built bundle.`,
       '',
       `| ${headers.join(' | ')} |`,
       `| ${headers.map(() => '---').join(' | ')} |`,
@@ -326,6 +366,9 @@ async function main() {
     for (const name of made)
       await admin.query(`DROP ROLE IF EXISTS ${admin.escapeIdentifier(name)}`).catch(() => {});
     await admin.end();
+    await mysql.dropUsers(madeInMysql).catch(() => {});
+    await mysql.close();
+    await mysqlServer.stop();
     await mongo.dropUsers(madeInMongo).catch(() => {});
     await mongo.close();
     await mongoServer.stop();
