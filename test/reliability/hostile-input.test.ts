@@ -35,9 +35,61 @@ interface HostileTarget extends CorpusProfile {
 
 const initialPassword = () => `initial-${randomName('pw')}`;
 
+/** What the three test administrators have in common. */
+interface Admin {
+  host: string;
+  port: number;
+  username: string;
+  password: string;
+  createUser(name: string, password: string): Promise<void>;
+  dropUsers(names: string[]): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * `provision`, `close` (dropping the users made) and `master`, from a target's administrator.
+ * `prepare` gives a new user what it needs to sign in to the secret's database and resolves the
+ * secret's other fields.
+ */
+const adminParts = (
+  engine: string,
+  admin: () => Admin,
+  prepare: (name: string) => Promise<Record<string, unknown>> = async () => ({}),
+) => {
+  const users: string[] = [];
+  return {
+    async provision() {
+      const name = randomName('hostile');
+      const password = initialPassword();
+      await admin().createUser(name, password);
+      users.push(`${name}_clone`, name);
+      const extra = await prepare(name);
+      const valid = {
+        engine,
+        host: admin().host,
+        port: admin().port,
+        username: name,
+        password,
+        ssl: false,
+        ...extra,
+      };
+      return { name, valid };
+    },
+    async close() {
+      await admin().dropUsers(users);
+      await admin().close();
+    },
+    master: () => ({
+      host: admin().host,
+      port: admin().port,
+      username: admin().username,
+      password: admin().password,
+    }),
+  };
+};
+
 function postgresTarget(): HostileTarget {
   let admin: PgAdmin;
-  const users: string[] = [];
   return {
     name: 'PostgreSQL',
     engine: 'postgres',
@@ -47,26 +99,6 @@ function postgresTarget(): HostileTarget {
     async connect() {
       admin = await PgAdmin.connect(inject('pgAdminUrl'));
     },
-    async close() {
-      await admin.dropUsers(users);
-      await admin.close();
-    },
-    async provision() {
-      const name = randomName('hostile');
-      const password = initialPassword();
-      await admin.createUser(name, password);
-      users.push(`${name}_clone`, name);
-      const valid = {
-        engine: 'postgres',
-        host: admin.host,
-        port: admin.port,
-        username: name,
-        password,
-        dbname: 'postgres',
-        ssl: false,
-      };
-      return { name, valid };
-    },
     async serverState(name) {
       return {
         users: await admin.rolesLike('hostile_'),
@@ -74,18 +106,16 @@ function postgresTarget(): HostileTarget {
       };
     },
     userExists: (name) => admin.userExists(name),
-    master: () => ({
-      host: admin.host,
-      port: admin.port,
-      username: admin.username,
-      password: admin.password,
-    }),
+    ...adminParts(
+      'postgres',
+      () => admin,
+      async () => ({ dbname: 'postgres' }),
+    ),
   };
 }
 
 function mysqlTarget(): HostileTarget {
   let admin: MysqlAdmin;
-  const users: string[] = [];
   return {
     name: 'MySQL/MariaDB',
     engine: 'mysql',
@@ -94,27 +124,6 @@ function mysqlTarget(): HostileTarget {
     database: () => createMysql(),
     async connect() {
       admin = await MysqlAdmin.connect(inject('mysqlAdminUrl'));
-    },
-    async close() {
-      await admin.dropUsers(users);
-      await admin.close();
-    },
-    async provision() {
-      const name = randomName('hostile');
-      const password = initialPassword();
-      await admin.createUser(name, password);
-      await admin.query(`GRANT SELECT ON ${admin.id(admin.database)}.* TO ${admin.account(name)}`);
-      users.push(`${name}_clone`, name);
-      const valid = {
-        engine: 'mysql',
-        host: admin.host,
-        port: admin.port,
-        username: name,
-        password,
-        dbname: admin.database,
-        ssl: false,
-      };
-      return { name, valid };
     },
     async serverState(name) {
       return admin.query(
@@ -126,18 +135,21 @@ function mysqlTarget(): HostileTarget {
     async userExists(name) {
       return (await admin.hostsOf(name)).length > 0;
     },
-    master: () => ({
-      host: admin.host,
-      port: admin.port,
-      username: admin.username,
-      password: admin.password,
-    }),
+    ...adminParts(
+      'mysql',
+      () => admin,
+      async (name) => {
+        await admin.query(
+          `GRANT SELECT ON ${admin.id(admin.database)}.* TO ${admin.account(name)}`,
+        );
+        return { dbname: admin.database };
+      },
+    ),
   };
 }
 
 function mongoTarget(): HostileTarget {
   let admin: MongoAdmin;
-  const users: string[] = [];
   return {
     name: 'MongoDB',
     engine: 'mongo',
@@ -147,25 +159,6 @@ function mongoTarget(): HostileTarget {
     async connect() {
       admin = await MongoAdmin.connect(inject('mongoAdminUrl'));
     },
-    async close() {
-      await admin.dropUsers(users);
-      await admin.close();
-    },
-    async provision() {
-      const name = randomName('hostile');
-      const password = initialPassword();
-      await admin.createUser(name, password);
-      users.push(`${name}_clone`, name);
-      const valid = {
-        engine: 'mongo',
-        host: admin.host,
-        port: admin.port,
-        username: name,
-        password,
-        ssl: false,
-      };
-      return { name, valid };
-    },
     async serverState(name) {
       return {
         users: await admin.usersLike('hostile_'),
@@ -173,12 +166,7 @@ function mongoTarget(): HostileTarget {
       };
     },
     userExists: (name) => admin.userExists(name),
-    master: () => ({
-      host: admin.host,
-      port: admin.port,
-      username: admin.username,
-      password: admin.password,
-    }),
+    ...adminParts('mongo', () => admin),
   };
 }
 
