@@ -1,9 +1,10 @@
-import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { HostUnreachableError, InvalidSecretError, TlsError } from '../../shared/common/errors.js';
 import { createMongoDb, type MongoDbOptions } from '../../shared/databases/mongodb.js';
 import { singleUser } from '../../shared/strategies/single-user.js';
 import { MongoAdmin, signsIn } from '../support/mongo-admin.js';
-import { ALL_PUNCTUATION, randomName } from '../support/pg-admin.js';
+import { randomName } from '../support/pg-admin.js';
+import { singleUserContract } from '../support/rotation-contract.js';
 import { RotationHarness } from '../support/rotation-harness.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
 
@@ -81,27 +82,26 @@ describe('mongodb single user', () => {
     database,
   });
 
-  it('rotates three times in a row, each new password signing in and the one before refused', async () => {
-    // Prepare
-    const { name, password, secretId } = await provision();
-    const rotate = handler();
-    let previous = password;
-
-    for (let round = 1; round <= 3; round++) {
-      // Act
-      const result = await harness.rotate(rotate, secretId);
-
-      // Assess
-      expect(result.completed, `round ${round}: ${String(result.error)}`).toBe(true);
-      const current = harness.secret(secretId);
-      expect(current.password).not.toBe(previous);
-      expect(await signsIn(login(name, current.password))).toBe(true);
-      expect(await signsIn(login(name, previous))).toBe(false);
-      expect(harness.fake.versionOf(secretId, 'AWSCURRENT')).toBe(result.token);
-      expect(current.team).toBe('payments');
-      previous = current.password;
-    }
-    expect(harness.leakedSecrets()).toEqual([]);
+  singleUserContract({
+    harness,
+    handler,
+    provision,
+    signsIn: (secret) =>
+      signsIn(
+        login(
+          secret.username,
+          secret.password,
+          typeof secret.dbname === 'string' ? secret.dbname : 'admin',
+        ),
+      ),
+    usersOf: async (name) =>
+      (await admin.usersLike(name)).filter((user) => user === name || user === `${name}_clone`),
+    namesNeedingQuoting: [
+      `Mixed Case ${randomName('U')}`,
+      `it's "quoted" ${randomName('q')}`,
+      `{"$ne": null} ${randomName('o')}`,
+      `back\\slash;${randomName('b')}`,
+    ],
   });
 
   it('refuses the old password after rotation and accepts the new one', async () => {
@@ -134,32 +134,6 @@ describe('mongodb single user', () => {
     expect(await admin.userExists(name, 'admin')).toBe(false);
   });
 
-  it('rotates users whose names need quoting, with passwords of every punctuation character', async () => {
-    for (const name of [
-      `Mixed Case ${randomName('U')}`,
-      `it's "quoted" ${randomName('q')}`,
-      `{"$ne": null} ${randomName('o')}`,
-      `back\\slash;${randomName('b')}`,
-    ]) {
-      // Prepare: AWSCURRENT holds every punctuation character; so will AWSPENDING.
-      const { secretId } = await provision({ name, password: `Aa1${ALL_PUNCTUATION}` });
-      const pending = `Zz9${ALL_PUNCTUATION}${ALL_PUNCTUATION}`;
-      const spy = vi
-        .spyOn(harness.fake, 'getRandomPassword')
-        .mockReturnValue({ RandomPassword: pending });
-
-      // Act
-      const result = await harness.rotate(handler(), secretId);
-      spy.mockRestore();
-
-      // Assess
-      expect(result.completed, String(result.error)).toBe(true);
-      expect(harness.secret(secretId).password).toBe(pending);
-      expect(await signsIn(login(name, pending))).toBe(true);
-      expect(await signsIn(login(name, `Aa1${ALL_PUNCTUATION}`))).toBe(false);
-    }
-  });
-
   it('changes nothing but the named user when the username is an injection attempt', async () => {
     // Prepare: a bystander, and users whose names try to reach it.
     const victim = randomName('v');
@@ -183,29 +157,6 @@ describe('mongodb single user', () => {
     }
     expect(await admin.credentialsOf([victim])).toEqual(before);
     expect(await signsIn(login(victim, 'victim-password-1'))).toBe(true);
-  });
-
-  it('converges when a crash after setSecret is followed by a retry with the same token', async () => {
-    // Prepare
-    const { name, password, secretId } = await provision();
-    const rotate = handler();
-
-    // Act: the invocation after setSecret never happens (crash); the service retries later.
-    const crashed = await harness.rotate(rotate, secretId, { stopAfter: 'setSecret' });
-    const pending = harness.secret(secretId, 'AWSPENDING').password;
-    const stateAfterCrash = {
-      pending: await signsIn(login(name, pending)),
-      current: await signsIn(login(name, password)),
-    };
-    const retried = await harness.retry(rotate, secretId, crashed.token);
-
-    // Assess
-    expect(crashed.completed).toBe(false);
-    expect(stateAfterCrash).toEqual({ pending: true, current: false });
-    expect(retried.completed, String(retried.error)).toBe(true);
-    expect(harness.secret(secretId).password).toBe(pending);
-    expect(await signsIn(login(name, pending))).toBe(true);
-    expect(harness.logs.messages()).toContain('AWSPENDING already signs in; nothing to change');
   });
 
   it('signs in with AWSPREVIOUS when AWSCURRENT was lost, as after a restore', async () => {

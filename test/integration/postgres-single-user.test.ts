@@ -1,8 +1,9 @@
-import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { ConnectionError, TlsError } from '../../shared/common/errors.js';
 import { createPostgres } from '../../shared/databases/postgres.js';
 import { singleUser } from '../../shared/strategies/single-user.js';
-import { ALL_PUNCTUATION, PgAdmin, queryAs, randomName, signsIn } from '../support/pg-admin.js';
+import { PgAdmin, queryAs, randomName, signsIn } from '../support/pg-admin.js';
+import { singleUserContract } from '../support/rotation-contract.js';
 import { RotationHarness } from '../support/rotation-harness.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
 
@@ -60,28 +61,19 @@ describe('postgres single user', () => {
     password,
   });
 
-  it('rotates three times in a row, each new password signing in and the one before refused', async () => {
-    // Prepare
-    const { name, password, secretId } = await provision();
-    const rotate = handler();
-    let previous = password;
-
-    for (let round = 1; round <= 3; round++) {
-      // Act
-      const result = await harness.rotate(rotate, secretId);
-
-      // Assess
-      expect(result.completed, `round ${round}: ${String(result.error)}`).toBe(true);
-      const current = harness.secret(secretId);
-      expect(current.password).not.toBe(previous);
-      expect(await signsIn(login(name, current.password))).toBe(true);
-      expect(await signsIn(login(name, previous))).toBe(false);
-      expect(harness.fake.versionOf(secretId, 'AWSCURRENT')).toBe(result.token);
-      expect(current.team).toBe('payments');
-      previous = current.password;
-    }
-    expect(await admin.sessionsOf([name])).toBe(0);
-    expect(harness.leakedSecrets()).toEqual([]);
+  singleUserContract({
+    harness,
+    handler,
+    provision,
+    signsIn: (secret) => signsIn(login(secret.username, secret.password)),
+    usersOf: async (name) =>
+      (await admin.rolesLike(name)).filter((r) => r === name || r === `${name}_clone`),
+    sessionsOf: (names) => admin.sessionsOf(names),
+    namesNeedingQuoting: [
+      `Mixed Case ${randomName('U')}`,
+      `it's "quoted" ${randomName('q')}`,
+      `back\\slash;${randomName('b')}`,
+    ],
   });
 
   it('refuses the old password after rotation and accepts the new one', async () => {
@@ -96,31 +88,6 @@ describe('postgres single user', () => {
     expect(await signsIn(login(name, password))).toBe(false);
     const rows = await queryAs(login(name, harness.secret(secretId).password));
     expect(rows).toEqual([{ user: name }]);
-  });
-
-  it('rotates users whose names need quoting, with passwords of every punctuation character', async () => {
-    for (const name of [
-      `Mixed Case ${randomName('U')}`,
-      `it's "quoted" ${randomName('q')}`,
-      `back\\slash;${randomName('b')}`,
-    ]) {
-      // Prepare: AWSCURRENT holds every punctuation character; so will AWSPENDING.
-      const { secretId } = await provision({ name, password: `Aa1${ALL_PUNCTUATION}` });
-      const pending = `Zz9${ALL_PUNCTUATION}${ALL_PUNCTUATION}`;
-      const spy = vi
-        .spyOn(harness.fake, 'getRandomPassword')
-        .mockReturnValue({ RandomPassword: pending });
-
-      // Act
-      const result = await harness.rotate(handler(), secretId);
-      spy.mockRestore();
-
-      // Assess
-      expect(result.completed, String(result.error)).toBe(true);
-      expect(harness.secret(secretId).password).toBe(pending);
-      expect(await signsIn(login(name, pending))).toBe(true);
-      expect(await signsIn(login(name, `Aa1${ALL_PUNCTUATION}`))).toBe(false);
-    }
   });
 
   it('changes nothing but the named user when the username is an injection attempt', async () => {
@@ -144,29 +111,6 @@ describe('postgres single user', () => {
     expect(await admin.userExists(victim)).toBe(true);
     expect(await admin.passwordHashes([victim])).toEqual(before);
     expect(await signsIn(login(victim, 'victim-password'))).toBe(true);
-  });
-
-  it('converges when a crash after setSecret is followed by a retry with the same token', async () => {
-    // Prepare
-    const { name, password, secretId } = await provision();
-    const rotate = handler();
-
-    // Act: the invocation after setSecret never happens (crash); the service retries later.
-    const crashed = await harness.rotate(rotate, secretId, { stopAfter: 'setSecret' });
-    const pending = harness.secret(secretId, 'AWSPENDING').password;
-    const stateAfterCrash = {
-      pending: await signsIn(login(name, pending)),
-      current: await signsIn(login(name, password)),
-    };
-    const retried = await harness.retry(rotate, secretId, crashed.token);
-
-    // Assess
-    expect(crashed.completed).toBe(false);
-    expect(stateAfterCrash).toEqual({ pending: true, current: false });
-    expect(retried.completed, String(retried.error)).toBe(true);
-    expect(harness.secret(secretId).password).toBe(pending);
-    expect(await signsIn(login(name, pending))).toBe(true);
-    expect(harness.logs.messages()).toContain('AWSPENDING already signs in; nothing to change');
   });
 
   it('fails setSecret and changes nothing when the network drops the AWSPENDING attempt', async () => {

@@ -96,6 +96,15 @@ export class MysqlAdmin {
       .sort();
   }
 
+  /** Which of `name` and `name_clone` have an account, sorted. */
+  async usersOf(name: string): Promise<string[]> {
+    const rows = await this.query(
+      'SELECT DISTINCT User AS user FROM mysql.user WHERE User IN (?, ?)',
+      [name, `${name}_clone`],
+    );
+    return rows.map((row) => String(row.user)).sort();
+  }
+
   /** mysql.user columns of an account (TLS requirement, limits, plugin, stored hash). */
   async userRow(user: string, host = '%'): Promise<Record<string, unknown> | undefined> {
     const rows = await this.query(
