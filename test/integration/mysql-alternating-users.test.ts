@@ -10,7 +10,7 @@ import {
   randomName,
   signsIn,
 } from '../support/mysql-admin.js';
-import { STEPS } from '../support/rotation-driver.js';
+import { alternatingUsersContract } from '../support/rotation-contract.js';
 import { RotationHarness } from '../support/rotation-harness.js';
 
 describe('mysql alternating users', () => {
@@ -95,53 +95,29 @@ describe('mysql alternating users', () => {
     return table;
   }
 
-  it('rotates three times in a row, alternating between the user and its clone', async () => {
-    // Prepare
-    const { name, secretId } = await provision();
-    const rotate = handler();
-    const seen: string[] = [];
-
-    for (let round = 1; round <= 3; round++) {
-      const before = harness.secret(secretId);
-
-      // Act
-      const result = await harness.rotate(rotate, secretId);
-
-      // Assess
-      expect(result.completed, `round ${round}: ${String(result.error)}`).toBe(true);
-      const current = harness.secret(secretId);
-      seen.push(current.username);
-      expect(await signsIn(login(current))).toBe(true);
-      // The user that was AWSCURRENT before keeps its password: clients using it see no failure.
-      expect(await signsIn(login(before))).toBe(true);
-    }
-    expect(seen).toEqual([`${name}_clone`, name, `${name}_clone`]);
-    expect(await admin.hostsOf(`${name}_clone`)).toEqual(['%']);
-    expect(await admin.sessionsOf([name, `${name}_clone`])).toBe(0);
-    expect(harness.leakedSecrets()).toEqual([]);
-  });
-
-  it('keeps AWSCURRENT signing in after every step of every rotation', async () => {
-    // Prepare
-    const { secretId } = await provision();
-    const invoke = harness.invoker(handler());
-    const checks: boolean[] = [];
-
-    for (let round = 1; round <= 3; round++) {
-      const token = harness.fake.startRotation(secretId);
-      for (const step of STEPS) {
-        // Act
-        await invoke({
-          Step: step,
-          SecretId: harness.fake.arnOf(secretId),
-          ClientRequestToken: token,
-        });
-
-        // Assess
-        checks.push(await signsIn(login(harness.secret(secretId))));
-      }
-    }
-    expect(checks).toEqual(Array(12).fill(true));
+  alternatingUsersContract({
+    harness,
+    handler,
+    provision: (options = {}) =>
+      provision({
+        ...(options.name ? { name: options.name } : {}),
+        fields: {
+          ...(options.masterarn ? { masterarn: options.masterarn } : {}),
+          ...(options.secretPassword ? { password: options.secretPassword } : {}),
+        },
+      }),
+    masterSecret: (patch) =>
+      harness.fake.createSecret({
+        name: `rds/other-${randomName('m')}`,
+        secretString: JSON.stringify({
+          ...JSON.parse(harness.fake.valueOf(masterArn) as string),
+          ...patch,
+        }),
+      }),
+    signsIn: (secret) => signsIn(login(secret)),
+    usersOf: (name) => admin.usersOf(name),
+    sessionsOf: (names) => admin.sessionsOf(names),
+    namesNeedingQuoting: [`Mixed Case ${randomName('U')}`, `ünï ${randomName('u')}`],
   });
 
   it("mirrors the original's grants, roles, grant options and default role onto the clone on every rotation", async () => {
@@ -387,23 +363,6 @@ describe('mysql alternating users', () => {
       { a: 1 },
     ]);
     await admin.query(`DROP TABLE ${table}`);
-  });
-
-  it('converges when a crash after setSecret is followed by a retry with the same token', async () => {
-    // Prepare
-    const { name, secretId } = await provision();
-    const rotate = handler();
-
-    // Act
-    const crashed = await harness.rotate(rotate, secretId, { stopAfter: 'setSecret' });
-    const retried = await harness.retry(rotate, secretId, crashed.token);
-
-    // Assess
-    expect(crashed.completed).toBe(false);
-    expect(retried.completed, String(retried.error)).toBe(true);
-    expect(harness.secret(secretId).username).toBe(`${name}_clone`);
-    expect(await signsIn(login(harness.secret(secretId)))).toBe(true);
-    expect(await admin.hostsOf(`${name}_clone`)).toEqual(['%']);
   });
 
   it('rotates users whose names need quoting, and injection attempts change nothing else', async () => {

@@ -2,11 +2,10 @@ import { DescribeDBInstancesCommand, RDSClient } from '@aws-sdk/client-rds';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { rdsEndpointResolver } from '../../shared/aws/rds-endpoint.js';
-import { AuthenticationError, InvalidSecretError } from '../../shared/common/errors.js';
 import { createPostgres } from '../../shared/databases/postgres.js';
 import { alternatingUsers } from '../../shared/strategies/alternating-users.js';
 import { PgAdmin, queryAs, randomName, signsIn } from '../support/pg-admin.js';
-import { STEPS } from '../support/rotation-driver.js';
+import { alternatingUsersContract } from '../support/rotation-contract.js';
 import { RotationHarness } from '../support/rotation-harness.js';
 
 describe('postgres alternating users', () => {
@@ -45,7 +44,9 @@ describe('postgres alternating users', () => {
   });
 
   /** A user that owns nothing but can read a table, and a secret naming it. */
-  async function provision(options: { name?: string; masterarn?: string; password?: string } = {}) {
+  async function provision(
+    options: { name?: string; masterarn?: string; secretPassword?: string } = {},
+  ) {
     const name = options.name ?? randomName('alt');
     const password = `initial-${randomName('pw')}`;
     await admin.createUser(name, password);
@@ -57,7 +58,7 @@ describe('postgres alternating users', () => {
         host: admin.host,
         port: admin.port,
         username: name,
-        password: options.password ?? password,
+        password: options.secretPassword ?? password,
         dbname: 'postgres',
         ssl: 'FALSE',
         masterarn: options.masterarn ?? masterArn,
@@ -66,54 +67,23 @@ describe('postgres alternating users', () => {
     return { name, password, secretId };
   }
 
-  it('rotates three times in a row, alternating between the user and its clone', async () => {
-    // Prepare
-    const { name, secretId } = await provision();
-    const rotate = handler();
-    const seen: string[] = [];
-
-    for (let round = 1; round <= 3; round++) {
-      const before = harness.secret(secretId);
-
-      // Act
-      const result = await harness.rotate(rotate, secretId);
-
-      // Assess
-      expect(result.completed, `round ${round}: ${String(result.error)}`).toBe(true);
-      const current = harness.secret(secretId);
-      seen.push(current.username);
-      expect(await signsIn(login(current))).toBe(true);
-      // The user that was AWSCURRENT before keeps its password: clients using it see no failure.
-      expect(await signsIn(login(before))).toBe(true);
-      expect(harness.secret(secretId, 'AWSPREVIOUS').username).toBe(before.username);
-    }
-    expect(seen).toEqual([`${name}_clone`, name, `${name}_clone`]);
-    expect(await admin.sessionsOf([name, `${name}_clone`])).toBe(0);
-    expect(harness.leakedSecrets()).toEqual([]);
-  });
-
-  it('keeps AWSCURRENT signing in after every step of every rotation', async () => {
-    // Prepare
-    const { secretId } = await provision();
-    const rotate = handler();
-    const invoke = harness.invoker(rotate);
-    const checks: boolean[] = [];
-
-    for (let round = 1; round <= 2; round++) {
-      const token = harness.fake.startRotation(secretId);
-      for (const step of STEPS) {
-        // Act
-        await invoke({
-          Step: step,
-          SecretId: harness.fake.arnOf(secretId),
-          ClientRequestToken: token,
-        });
-
-        // Assess
-        checks.push(await signsIn(login(harness.secret(secretId))));
-      }
-    }
-    expect(checks).toEqual(Array(8).fill(true));
+  alternatingUsersContract({
+    harness,
+    handler,
+    provision,
+    masterSecret: (patch) =>
+      harness.fake.createSecret({
+        name: `rds/other-${randomName('m')}`,
+        secretString: JSON.stringify({
+          ...JSON.parse(harness.fake.valueOf(masterArn) as string),
+          ...patch,
+        }),
+      }),
+    signsIn: (secret) => signsIn(login(secret)),
+    usersOf: async (name) =>
+      (await admin.rolesLike(name)).filter((role) => role === name || role === `${name}_clone`),
+    sessionsOf: (names) => admin.sessionsOf(names),
+    namesNeedingQuoting: [`App "User" ${randomName('Q')}`, `it's;${randomName('q')}`],
   });
 
   it('gives the clone the tables and roles of the original', async () => {
@@ -148,78 +118,6 @@ describe('postgres alternating users', () => {
       { n: 0 },
     ]);
     await admin.query(`DROP TABLE ${direct}, ${viaRole}, ${later}`);
-  });
-
-  it('rotates a user whose name needs quoting', async () => {
-    // Prepare
-    const name = `App "User" ${randomName('Q')}`;
-    const { secretId } = await provision({ name });
-
-    // Act
-    const first = await harness.rotate(handler(), secretId);
-    const second = await harness.rotate(handler(), secretId);
-
-    // Assess
-    expect([first.completed, second.completed]).toEqual([true, true]);
-    expect(harness.secret(secretId).username).toBe(name);
-    expect(await signsIn(login(harness.secret(secretId)))).toBe(true);
-    expect(await signsIn(login(harness.secret(secretId, 'AWSPREVIOUS')))).toBe(true);
-  });
-
-  it('converges when a crash after setSecret is followed by a retry with the same token', async () => {
-    // Prepare
-    const { name, secretId } = await provision();
-    const rotate = handler();
-
-    // Act
-    const crashed = await harness.rotate(rotate, secretId, { stopAfter: 'setSecret' });
-    const retried = await harness.retry(rotate, secretId, crashed.token);
-
-    // Assess
-    expect(crashed.completed).toBe(false);
-    expect(retried.completed, String(retried.error)).toBe(true);
-    expect(harness.secret(secretId).username).toBe(`${name}_clone`);
-    expect(await signsIn(login(harness.secret(secretId)))).toBe(true);
-    expect(await admin.rolesLike(name)).toEqual([name, `${name}_clone`]);
-  });
-
-  it('refuses to act when AWSCURRENT does not sign in (confused deputy) and creates nothing', async () => {
-    // Prepare: a secret whose AWSCURRENT password is wrong, pointing at a working master.
-    const { name, secretId } = await provision({ password: 'not-the-password' });
-
-    // Act
-    const result = await harness.rotate(handler(), secretId);
-
-    // Assess
-    expect(result.failedStep).toBe('setSecret');
-    expect(result.error).toBeInstanceOf(AuthenticationError);
-    expect(String(result.error)).toContain('refusing to change users with the master secret');
-    expect(await admin.rolesLike(name)).toEqual([name]);
-    expect(harness.fake.versionOf(secretId)).not.toBe(result.token);
-  });
-
-  it('refuses a master secret for another host and changes nothing', async () => {
-    // Prepare: the same server under another name is still "another host" to the guard.
-    const otherMaster = harness.fake.createSecret({
-      name: `rds/other-${randomName('m')}`,
-      secretString: JSON.stringify({
-        engine: 'postgres',
-        host: 'localhost',
-        port: admin.port,
-        username: admin.username,
-        password: admin.password,
-      }),
-    });
-    const { name, secretId } = await provision({ masterarn: otherMaster });
-
-    // Act
-    const result = await harness.rotate(handler(), secretId);
-
-    // Assess
-    expect(result.failedStep).toBe('setSecret');
-    expect(result.error).toBeInstanceOf(InvalidSecretError);
-    expect(String(result.error)).toContain('refusing to act on another host');
-    expect(await admin.rolesLike(name)).toEqual([name]);
   });
 
   it('finds the host of an RDS-managed master secret through the RDS API', async () => {
