@@ -4,6 +4,7 @@ import {
   DatabaseError,
 } from '../../shared/common/errors.js';
 import type { Database, Login } from '../../shared/databases/types.js';
+import type { FakeSecretsManager } from './fake-secrets-manager.js';
 
 interface MemoryConnection {
   id: number;
@@ -158,4 +159,28 @@ export class MemoryDatabase implements Database<MemoryConnection> {
     }
     return account;
   }
+}
+
+/**
+ * The alternating-users starting point: user `app` and a superuser `root` on `host`, and a
+ * master secret for `root` (with `master` applied). Resolves the master secret's ARN.
+ */
+export function seedMaster(
+  db: MemoryDatabase,
+  fake: FakeSecretsManager,
+  host: string,
+  master: Record<string, unknown> = {},
+): string {
+  db.addUser(host, 'app', 'current-password-1');
+  db.addUser(host, 'root', 'master-password-1', { superuser: true });
+  return fake.createSecret({
+    name: 'master',
+    secretString: JSON.stringify({
+      engine: 'postgres',
+      host,
+      username: 'root',
+      password: 'master-password-1',
+      ...master,
+    }),
+  });
 }

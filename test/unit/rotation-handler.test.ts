@@ -15,7 +15,7 @@ import { alternatingUsers } from '../../shared/strategies/alternating-users.js';
 import { singleUser } from '../../shared/strategies/single-user.js';
 import { FakeSecretsManager, mockSecretsManager } from '../support/fake-secrets-manager.js';
 import { LogRecorder } from '../support/log-recorder.js';
-import { MemoryDatabase } from '../support/memory-database.js';
+import { MemoryDatabase, seedMaster } from '../support/memory-database.js';
 import { rotate, STEPS, type Step } from '../support/rotation-driver.js';
 
 const HOST = 'orders.cluster-abc.us-east-1.rds.amazonaws.com';
@@ -643,18 +643,7 @@ describe('single user', () => {
 describe('alternating users', () => {
   const MASTER = 'arn:aws:secretsmanager:us-east-1:123456789012:secret:master';
   function setup(overrides: Record<string, unknown> = {}, master: Record<string, unknown> = {}) {
-    db.addUser(HOST, 'app', 'current-password-1');
-    db.addUser(HOST, 'root', 'master-password-1', { superuser: true });
-    const masterArn = fake.createSecret({
-      name: 'master',
-      secretString: JSON.stringify({
-        engine: 'postgres',
-        host: HOST,
-        username: 'root',
-        password: 'master-password-1',
-        ...master,
-      }),
-    });
+    const masterArn = seedMaster(db, fake, HOST, master);
     return fake.createSecret({
       name: 'orders/app',
       secretString: secretValue({ masterarn: masterArn, ...overrides }),

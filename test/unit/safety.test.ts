@@ -14,7 +14,7 @@ import { singleUser } from '../../shared/strategies/single-user.js';
 import { FakeSecretsManager, mockSecretsManager } from '../support/fake-secrets-manager.js';
 import { errorText } from '../support/leak-guard.js';
 import { LogRecorder } from '../support/log-recorder.js';
-import { MemoryDatabase } from '../support/memory-database.js';
+import { MemoryDatabase, seedMaster } from '../support/memory-database.js';
 import { rotate } from '../support/rotation-driver.js';
 
 const HOST = 'orders.cluster-abc.us-east-1.rds.amazonaws.com';
@@ -273,18 +273,7 @@ describe('lost answers and overlapping invocations', () => {
 
 describe('alternating users guards', () => {
   function setup(app: Record<string, unknown> = {}, master: Record<string, unknown> = {}) {
-    db.addUser(HOST, 'app', 'current-password-1');
-    db.addUser(HOST, 'root', 'master-password-1', { superuser: true });
-    const masterArn = fake.createSecret({
-      name: 'master',
-      secretString: JSON.stringify({
-        engine: 'postgres',
-        host: HOST,
-        username: 'root',
-        password: 'master-password-1',
-        ...master,
-      }),
-    });
+    const masterArn = seedMaster(db, fake, HOST, master);
     return fake.createSecret({
       name: 'app',
       secretString: value({ masterarn: masterArn, ...app }),
