@@ -1,22 +1,14 @@
 import { randomInt } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { type Db, type DbOptions, type Document, MongoClient } from 'mongodb';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, inject } from 'vitest';
 import { createMongoDb, type RoleGrant } from '../../shared/databases/mongodb.js';
-import { createRotationHandler } from '../../shared/rotation/handler.js';
-import { alternatingUsers } from '../../shared/strategies/alternating-users.js';
-import { singleUser } from '../../shared/strategies/single-user.js';
+import { describeDatabaseFaults } from '../support/database-faults.js';
 import { FakeSecretsManager } from '../support/fake-secrets-manager.js';
 import { startFakeSecretsManagerServer } from '../support/fake-secrets-manager-http.js';
-import {
-  FaultInjector,
-  FaultMode,
-  faultySecretsManagerClient,
-} from '../support/fault-injection.js';
-import { type FaultReport, type FaultTarget, runFaultMatrix } from '../support/fault-runner.js';
+import { FaultInjector } from '../support/fault-injection.js';
 import { MongoAdmin, signsIn } from '../support/mongo-admin.js';
 import { randomName } from '../support/pg-admin.js';
-import { STEPS } from '../support/rotation-driver.js';
 
 const capabilities = inject('mongoCapabilities');
 // FerretDB 1.x implements no roles: every user has none, so "the clone has the original's
@@ -56,7 +48,6 @@ describe('mongodb under injected faults', () => {
   const injector = new FaultInjector();
   /** The functions' driver clients that are not closed yet. */
   const open = new Set<MongoClient>();
-  const reports: FaultReport[] = [];
   const users: string[] = [];
   let admin: MongoAdmin;
   let endpoint: { endpoint: string; close(): Promise<void> };
@@ -116,15 +107,6 @@ describe('mongodb under injected faults', () => {
     await admin?.dropUsers(users);
     await admin?.close();
     await endpoint?.close();
-    console.info(
-      [
-        'fault injection (MongoDB):',
-        ...reports.map(
-          (r) =>
-            `  ${r.target.padEnd(28)} ${r.mode.padEnd(13)} ${r.held}/${r.points} injection points held`,
-        ),
-      ].join('\n'),
-    );
   });
 
   /**
@@ -183,12 +165,6 @@ describe('mongodb under injected faults', () => {
     password: value.password,
     database: 'admin',
   });
-  const stored = (secretId: string, stage: string) => {
-    const text = fake.valueOf(secretId, stage);
-    return text === undefined
-      ? undefined
-      : (JSON.parse(text) as { username: string; password: string });
-  };
 
   async function provisionUser(prefix: string, extra: Record<string, unknown> = {}) {
     const name = randomName(prefix);
@@ -216,82 +192,7 @@ describe('mongodb under injected faults', () => {
     return { name, secretId };
   }
 
-  const names = new Map<string, string>();
-
-  const singleTarget = (): FaultTarget => ({
-    name: 'mongodb-single-user',
-    handler: createRotationHandler({
-      strategy: singleUser(createDatabase()),
-      client: faultySecretsManagerClient(endpoint.endpoint, injector),
-      env: {},
-    }),
-    async provision() {
-      const { name, secretId } = await provisionUser('fs');
-      names.set(secretId, name);
-      return secretId;
-    },
-    async holdsDuring(secretId) {
-      const current = stored(secretId, 'AWSCURRENT');
-      const pending = stored(secretId, 'AWSPENDING');
-      if (current && (await signsIn(login(current)))) return undefined;
-      if (pending && (await signsIn(login(pending)))) return undefined;
-      return 'neither AWSCURRENT nor AWSPENDING signs in';
-    },
-    async holdsAfter(secretId) {
-      const problems: string[] = [];
-      const current = stored(secretId, 'AWSCURRENT');
-      if (!current || !(await signsIn(login(current))))
-        problems.push('AWSCURRENT does not sign in');
-      const name = names.get(secretId) as string;
-      const existing = await admin.usersLike(name);
-      if (existing.join() !== name) problems.push(`users ${existing.join(', ')}`);
-      problems.push(...(await leftOpen()));
-      return problems;
-    },
-    killAbandoned,
-  });
-
-  const alternatingTarget = (masterArn: string): FaultTarget => ({
-    name: 'mongodb-alternating-users',
-    handler: createRotationHandler({
-      strategy: alternatingUsers(createDatabase()),
-      client: faultySecretsManagerClient(endpoint.endpoint, injector),
-      env: {},
-    }),
-    async provision() {
-      const { name, secretId } = await provisionUser('fa', { masterarn: masterArn });
-      names.set(secretId, name);
-      return secretId;
-    },
-    async holdsDuring(secretId) {
-      const current = stored(secretId, 'AWSCURRENT');
-      return current && (await signsIn(login(current))) ? undefined : 'AWSCURRENT does not sign in';
-    },
-    async holdsAfter(secretId) {
-      const problems: string[] = [];
-      const current = stored(secretId, 'AWSCURRENT');
-      if (!current || !(await signsIn(login(current))))
-        problems.push('AWSCURRENT does not sign in');
-      const previous = stored(secretId, 'AWSPREVIOUS');
-      if (!previous || !(await signsIn(login(previous))))
-        problems.push('AWSPREVIOUS does not sign in');
-      const name = names.get(secretId) as string;
-      const existing = await admin.usersLike(name);
-      if (existing.join() !== [name, `${name}_clone`].join())
-        problems.push(`users ${existing.join(', ')}`);
-      if (!noRoles && existing.includes(`${name}_clone`)) {
-        const [original, clone] = [await admin.rolesOf(name), await admin.rolesOf(`${name}_clone`)];
-        if (clone.join() !== original.join())
-          problems.push(
-            `the clone has roles ${clone.join(', ')}, the original ${original.join(', ')}`,
-          );
-      }
-      problems.push(...(await leftOpen()));
-      return problems;
-    },
-    killAbandoned,
-  });
-
+  let masterArn: string | undefined;
   const masterSecret = () =>
     fake.createSecret({
       name: `faults/master-${randomName('m')}`,
@@ -306,59 +207,29 @@ describe('mongodb under injected faults', () => {
       }),
     });
 
-  it.each([FaultMode.throwBefore, FaultMode.throwAfter, FaultMode.hang])(
-    'single user: a fault at any effect (%s) keeps a credential signing in, and the retry converges',
-    async (mode) => {
-      const [report] = await runFaultMatrix(fake, singleTarget(), injector, [mode]);
-      reports.push(report as FaultReport);
-      expect(report?.points).toBeGreaterThan(10);
-      expect(report?.failures).toEqual([]);
+  describeDatabaseFaults({
+    name: () => 'mongodb',
+    label: () => `MongoDB, ${capabilities.server}`,
+    fake,
+    injector,
+    endpoint: () => endpoint.endpoint,
+    database: createDatabase,
+    provision(strategy) {
+      if (strategy === 'single-user') return provisionUser('fs');
+      masterArn ??= masterSecret();
+      return provisionUser('fa', { masterarn: masterArn });
     },
-  );
-
-  it.each([FaultMode.throwBefore, FaultMode.throwAfter, FaultMode.hang])(
-    'alternating users: a fault at any effect (%s) keeps AWSCURRENT signing in, and the retry converges',
-    async (mode) => {
-      const [report] = await runFaultMatrix(fake, alternatingTarget(masterSecret()), injector, [
-        mode,
-      ]);
-      reports.push(report as FaultReport);
-      expect(report?.points).toBeGreaterThan(10);
-      expect(report?.failures).toEqual([]);
+    signsIn: (value) => signsIn(login(value)),
+    usersOf: async (name) =>
+      (await admin.usersLike(name)).filter((user) => user === name || user === `${name}_clone`),
+    async cloneDiffers(name) {
+      if (noRoles) return undefined;
+      const [original, clone] = [await admin.rolesOf(name), await admin.rolesOf(`${name}_clone`)];
+      return clone.join() === original.join()
+        ? undefined
+        : `the clone has roles ${clone.join(', ')}, the original ${original.join(', ')}`;
     },
-  );
-
-  describe('overlapping invocations', () => {
-    const targets = () => [singleTarget(), alternatingTarget(masterSecret())];
-
-    it.each(STEPS)('two overlapping %s invocations end in the same state as one', async (step) => {
-      injector.reset();
-      for (const target of targets()) {
-        // Prepare
-        const secretId = await target.provision();
-        const oldVersion = fake.versionOf(secretId);
-        const token = fake.startRotation(secretId);
-        const invoke = (s: string) =>
-          target.handler(
-            { Step: s, SecretId: fake.arnOf(secretId), ClientRequestToken: token },
-            { getRemainingTimeInMillis: () => 20_000 },
-          );
-        const index = STEPS.indexOf(step);
-        for (const before of STEPS.slice(0, index)) await invoke(before);
-
-        // Act
-        const outcomes = await Promise.allSettled([invoke(step), invoke(step)]);
-        for (const after of STEPS.slice(index + 1)) await invoke(after);
-
-        // Assess
-        expect(
-          outcomes.map((o) => (o.status === 'fulfilled' ? 'ok' : String(o.reason))),
-          target.name,
-        ).toEqual(['ok', 'ok']);
-        expect(fake.versionOf(secretId), target.name).toBe(token);
-        expect(fake.versionOf(secretId, 'AWSPREVIOUS'), target.name).toBe(oldVersion);
-        expect(await target.holdsAfter(secretId), target.name).toEqual([]);
-      }
-    });
+    leftOpen: () => leftOpen(),
+    killAbandoned,
   });
 });

@@ -1,19 +1,11 @@
 import mysql from 'mysql2/promise';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, inject } from 'vitest';
 import { createMysql, type MysqlClient, type MysqlDriver } from '../../shared/databases/mysql.js';
-import { createRotationHandler } from '../../shared/rotation/handler.js';
-import { alternatingUsers } from '../../shared/strategies/alternating-users.js';
-import { singleUser } from '../../shared/strategies/single-user.js';
+import { describeDatabaseFaults } from '../support/database-faults.js';
 import { FakeSecretsManager } from '../support/fake-secrets-manager.js';
 import { startFakeSecretsManagerServer } from '../support/fake-secrets-manager-http.js';
-import {
-  FaultInjector,
-  FaultMode,
-  faultySecretsManagerClient,
-} from '../support/fault-injection.js';
-import { type FaultReport, type FaultTarget, runFaultMatrix } from '../support/fault-runner.js';
+import { FaultInjector } from '../support/fault-injection.js';
 import { MysqlAdmin, randomName, signsIn } from '../support/mysql-admin.js';
-import { STEPS } from '../support/rotation-driver.js';
 
 /**
  * mysql2/promise, with every connect and statement of the functions counted (and failed) by the
@@ -69,7 +61,6 @@ describe('mysql under injected faults', () => {
   const fake = new FakeSecretsManager();
   const injector = new FaultInjector();
   const open = new Set<MysqlClient>();
-  const reports: FaultReport[] = [];
   const users: string[] = [];
   let admin: MysqlAdmin;
   let engine: string;
@@ -92,15 +83,6 @@ describe('mysql under injected faults', () => {
     await admin.query(`DROP TABLE IF EXISTS ${table}`);
     await admin.close();
     await endpoint.close();
-    console.info(
-      [
-        `fault injection (MySQL/MariaDB, ${admin.version}):`,
-        ...reports.map(
-          (r) =>
-            `  ${r.target.padEnd(28)} ${r.mode.padEnd(13)} ${r.held}/${r.points} injection points held`,
-        ),
-      ].join('\n'),
-    );
   });
 
   /** Kills the sockets of invocations that were abandoned mid-flight, as a dead process would. */
@@ -123,16 +105,6 @@ describe('mysql under injected faults', () => {
     user: value.username,
     password: value.password,
   });
-  const stored = (secretId: string, stage: string) => {
-    const text = fake.valueOf(secretId, stage);
-    return text === undefined
-      ? undefined
-      : (JSON.parse(text) as { username: string; password: string });
-  };
-  const signsInAt = async (secretId: string, stage: string) => {
-    const value = stored(secretId, stage);
-    return value !== undefined && (await signsIn(login(value)));
-  };
 
   interface Provisioned {
     name: string;
@@ -195,118 +167,41 @@ describe('mysql under injected faults', () => {
     return secretId;
   }
 
-  const singleTarget = (): FaultTarget => ({
-    name: `${engine}-single-user`,
-    handler: createRotationHandler({
-      strategy: singleUser(database()),
-      client: faultySecretsManagerClient(endpoint.endpoint, injector),
-      env: {},
-    }),
-    provision: () => provisionUser('fs', false),
-    async holdsDuring(secretId) {
-      if (await signsInAt(secretId, 'AWSCURRENT')) return undefined;
-      if (await signsInAt(secretId, 'AWSPENDING')) return undefined;
-      return 'neither AWSCURRENT nor AWSPENDING signs in';
+  describeDatabaseFaults({
+    name: () => engine,
+    label: () => `MySQL/MariaDB, ${admin.version}`,
+    fake,
+    injector,
+    endpoint: () => endpoint.endpoint,
+    database,
+    async provision(strategy) {
+      const secretId = await provisionUser(
+        strategy === 'single-user' ? 'fs' : 'fa',
+        strategy === 'alternating-users',
+      );
+      return { name: (provisioned.get(secretId) as Provisioned).name, secretId };
     },
-    async holdsAfter(secretId) {
-      const problems: string[] = [];
-      if (!(await signsInAt(secretId, 'AWSCURRENT'))) problems.push('AWSCURRENT does not sign in');
-      const { name } = provisioned.get(secretId) as Provisioned;
-      const accounts = [name, `${name}_clone`];
-      const hosts = await Promise.all(accounts.map((user) => admin.hostsOf(user)));
-      if (JSON.stringify(hosts) !== JSON.stringify([['%'], []]))
-        problems.push(`accounts ${JSON.stringify(hosts)} for ${accounts.join(', ')}`);
-      const left = await sessionsLeft(accounts);
-      if (left > 0) problems.push(`${left} sessions left open`);
-      return problems;
-    },
-    killAbandoned,
-  });
-
-  const alternatingTarget = (): FaultTarget => ({
-    name: `${engine}-alternating-users`,
-    handler: createRotationHandler({
-      strategy: alternatingUsers(database()),
-      client: faultySecretsManagerClient(endpoint.endpoint, injector),
-      env: {},
-    }),
-    provision: () => provisionUser('fa', true),
-    async holdsDuring(secretId) {
-      return (await signsInAt(secretId, 'AWSCURRENT')) ? undefined : 'AWSCURRENT does not sign in';
-    },
-    async holdsAfter(secretId) {
-      const problems: string[] = [];
-      if (!(await signsInAt(secretId, 'AWSCURRENT'))) problems.push('AWSCURRENT does not sign in');
-      if (!(await signsInAt(secretId, 'AWSPREVIOUS')))
-        problems.push('AWSPREVIOUS does not sign in');
-      const { name, master } = provisioned.get(secretId) as Provisioned;
-      const accounts = [name, `${name}_clone`];
-      const hosts = await Promise.all(accounts.map((user) => admin.hostsOf(user)));
-      if (JSON.stringify(hosts) !== JSON.stringify([['%'], ['%']]))
-        problems.push(`accounts ${JSON.stringify(hosts)} for ${accounts.join(', ')}`);
-      else if (
-        JSON.stringify(await admin.grantsOf(`${name}_clone`)) !==
-        JSON.stringify(await admin.grantsOf(name))
-      )
-        problems.push('the clone lacks the privileges of the original');
-      const left = await sessionsLeft([...accounts, master as string]);
-      if (left > 0) problems.push(`${left} sessions left open`);
-      return problems;
-    },
-    killAbandoned,
-  });
-
-  const MODES = [FaultMode.throwBefore, FaultMode.throwAfter, FaultMode.hang];
-
-  it.each(MODES)(
-    'single user: a fault at any effect (%s) keeps a credential signing in, and the retry converges',
-    async (mode) => {
-      const [report] = await runFaultMatrix(fake, singleTarget(), injector, [mode]);
-      reports.push(report as FaultReport);
-      expect(report?.points).toBeGreaterThan(10);
-      expect(report?.failures).toEqual([]);
-    },
-  );
-
-  it.each(MODES)(
-    'alternating users: a fault at any effect (%s) keeps AWSCURRENT signing in, and the retry converges',
-    async (mode) => {
-      const [report] = await runFaultMatrix(fake, alternatingTarget(), injector, [mode]);
-      reports.push(report as FaultReport);
-      expect(report?.points).toBeGreaterThan(10);
-      expect(report?.failures).toEqual([]);
-    },
-  );
-
-  describe('overlapping invocations', () => {
-    it.each(STEPS)('two overlapping %s invocations end in the same state as one', async (step) => {
-      injector.reset();
-      for (const target of [singleTarget(), alternatingTarget()]) {
-        // Prepare
-        const secretId = await target.provision();
-        const oldVersion = fake.versionOf(secretId);
-        const token = fake.startRotation(secretId);
-        const invoke = (s: string) =>
-          target.handler(
-            { Step: s, SecretId: fake.arnOf(secretId), ClientRequestToken: token },
-            { getRemainingTimeInMillis: () => 20_000 },
-          );
-        const index = STEPS.indexOf(step);
-        for (const before of STEPS.slice(0, index)) await invoke(before);
-
-        // Act
-        const outcomes = await Promise.allSettled([invoke(step), invoke(step)]);
-        for (const after of STEPS.slice(index + 1)) await invoke(after);
-
-        // Assess
-        expect(
-          outcomes.map((o) => (o.status === 'fulfilled' ? 'ok' : String(o.reason))),
-          target.name,
-        ).toEqual(['ok', 'ok']);
-        expect(fake.versionOf(secretId), target.name).toBe(token);
-        expect(fake.versionOf(secretId, 'AWSPREVIOUS'), target.name).toBe(oldVersion);
-        expect(await target.holdsAfter(secretId), target.name).toEqual([]);
+    signsIn: (value) => signsIn(login(value)),
+    // Accounts at '%' by their user name; any other host part shows as user@host.
+    async usersOf(name) {
+      const accounts: string[] = [];
+      for (const user of [name, `${name}_clone`]) {
+        for (const host of await admin.hostsOf(user))
+          accounts.push(host === '%' ? user : `${user}@${host}`);
       }
-    });
+      return accounts;
+    },
+    async cloneDiffers(name) {
+      const [original, clone] = [await admin.grantsOf(name), await admin.grantsOf(`${name}_clone`)];
+      return JSON.stringify(clone) === JSON.stringify(original)
+        ? undefined
+        : 'the clone lacks the privileges of the original';
+    },
+    async leftOpen(secretId) {
+      const { name, master } = provisioned.get(secretId) as Provisioned;
+      const left = await sessionsLeft([name, `${name}_clone`, ...(master ? [master] : [])]);
+      return left > 0 ? [`${left} sessions left open`] : [];
+    },
+    killAbandoned,
   });
 });
