@@ -92,14 +92,7 @@ describe('mongodb alternating users', () => {
     harness,
     handler,
     provision,
-    masterSecret: (patch) =>
-      harness.fake.createSecret({
-        name: `docdb/other-${randomName('m')}`,
-        secretString: JSON.stringify({
-          ...JSON.parse(harness.fake.valueOf(masterArn) as string),
-          ...patch,
-        }),
-      }),
+    masterArn: () => masterArn,
     signsIn: (secret) => signsIn(login(secret)),
     usersOf: async (name) =>
       (await admin.usersLike(name)).filter((user) => user === name || user === `${name}_clone`),

@@ -106,14 +106,7 @@ describe('mysql alternating users', () => {
           ...(options.secretPassword ? { password: options.secretPassword } : {}),
         },
       }),
-    masterSecret: (patch) =>
-      harness.fake.createSecret({
-        name: `rds/other-${randomName('m')}`,
-        secretString: JSON.stringify({
-          ...JSON.parse(harness.fake.valueOf(masterArn) as string),
-          ...patch,
-        }),
-      }),
+    masterArn: () => masterArn,
     signsIn: (secret) => signsIn(login(secret)),
     usersOf: (name) => admin.usersOf(name),
     sessionsOf: (names) => admin.sessionsOf(names),

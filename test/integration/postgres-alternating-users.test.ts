@@ -71,14 +71,7 @@ describe('postgres alternating users', () => {
     harness,
     handler,
     provision,
-    masterSecret: (patch) =>
-      harness.fake.createSecret({
-        name: `rds/other-${randomName('m')}`,
-        secretString: JSON.stringify({
-          ...JSON.parse(harness.fake.valueOf(masterArn) as string),
-          ...patch,
-        }),
-      }),
+    masterArn: () => masterArn,
     signsIn: (secret) => signsIn(login(secret)),
     usersOf: async (name) =>
       (await admin.rolesLike(name)).filter((role) => role === name || role === `${name}_clone`),

@@ -31,8 +31,8 @@ export interface ContractTarget {
     secretPassword?: string;
     masterarn?: string;
   }): Promise<{ name: string; password: string; secretId: string }>;
-  /** A master secret like the working one, with `patch` applied; resolves its id. */
-  masterSecret?(patch: Record<string, unknown>): string;
+  /** The working master secret (alternating users). */
+  masterArn?(): string;
   signsIn(login: StoredLogin): Promise<boolean>;
   /** Which of `name` and `name_clone` exist on the server, sorted. */
   usersOf(name: string): Promise<string[]>;
@@ -225,10 +225,13 @@ export function alternatingUsersContract(target: ContractTarget): void {
 
   it('refuses a master secret for another host and changes nothing', async () => {
     // Prepare: the same server under another name is still "another host" to the guard.
-    const masterSecret = target.masterSecret;
-    if (!masterSecret) throw new Error('alternating users targets give masterSecret');
+    if (!target.masterArn) throw new Error('alternating users targets give masterArn');
+    const master = JSON.parse(harness.fake.valueOf(target.masterArn()) as string);
     const { name, secretId } = await target.provision({
-      masterarn: masterSecret({ host: 'localhost' }),
+      masterarn: harness.fake.createSecret({
+        name: `master/${randomName('other')}`,
+        secretString: JSON.stringify({ ...master, host: 'localhost' }),
+      }),
     });
 
     // Act
