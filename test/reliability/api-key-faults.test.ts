@@ -13,7 +13,12 @@ import {
   FaultMode,
   faultySecretsManagerClient,
 } from '../support/fault-injection.js';
-import { type FaultReport, runFaultMatrix } from '../support/fault-runner.js';
+import {
+  describeOverlappingSteps,
+  type FaultReport,
+  type FaultTarget,
+  runFaultMatrix,
+} from '../support/fault-runner.js';
 import { RotationHarness } from '../support/rotation-harness.js';
 
 /**
@@ -65,47 +70,46 @@ describe.each([
     return text === undefined ? undefined : (JSON.parse(text) as { key_id: string }).key_id;
   };
 
+  const target = (): FaultTarget => ({
+    name: `${name.toLowerCase()}-api-key`,
+    handler: createRotationHandler({
+      strategy: apiKeys(fixture.provider(), { env: { KEY_PROPAGATION_TIMEOUT_SECONDS: '2' } }),
+      client: faultySecretsManagerClient(harness.endpoint, injector),
+      env: {},
+    }),
+    provision: async () => fixture.provision(harness).secretId,
+    async holdsDuring(secretId) {
+      const current = keyOf(secretId, 'AWSCURRENT');
+      return current && fixture.fake.accepts(current)
+        ? undefined
+        : 'the AWSCURRENT key does not work';
+    },
+    async holdsAfter(secretId) {
+      const problems: string[] = [];
+      const current = keyOf(secretId, 'AWSCURRENT');
+      if (!current || !fixture.fake.accepts(current))
+        problems.push('the AWSCURRENT key does not work');
+      const recorded = new Set([current, keyOf(secretId, 'AWSPREVIOUS')]);
+      const prefix = ownPrefix(harness.fake.arnOf(secretId));
+      const orphans = fixture.fake
+        .liveKeys()
+        .filter((key) => key.name.startsWith(prefix) && !recorded.has(key.id));
+      if (orphans.length > 0) problems.push(`${orphans.length} orphan keys of ours are live`);
+      return problems;
+    },
+    // Nothing stays open: every provider call is one fetch, ended with its invocation.
+    killAbandoned: async () => {},
+  });
+
   it.each([FaultMode.throwBefore, FaultMode.throwAfter, FaultMode.hang])(
     'a fault at any call (%s) keeps the AWSCURRENT key working, and the retry converges with no orphan',
     async (mode) => {
-      const handler = createRotationHandler({
-        strategy: apiKeys(fixture.provider(), { env: { KEY_PROPAGATION_TIMEOUT_SECONDS: '2' } }),
-        client: faultySecretsManagerClient(harness.endpoint, injector),
-        env: {},
-      });
-      const [report] = await runFaultMatrix(
-        harness.fake,
-        {
-          name: `${name.toLowerCase()}-api-key`,
-          handler,
-          provision: async () => fixture.provision(harness).secretId,
-          async holdsDuring(secretId) {
-            const current = keyOf(secretId, 'AWSCURRENT');
-            return current && fixture.fake.accepts(current)
-              ? undefined
-              : 'the AWSCURRENT key does not work';
-          },
-          async holdsAfter(secretId) {
-            const problems: string[] = [];
-            const current = keyOf(secretId, 'AWSCURRENT');
-            if (!current || !fixture.fake.accepts(current))
-              problems.push('the AWSCURRENT key does not work');
-            const recorded = new Set([current, keyOf(secretId, 'AWSPREVIOUS')]);
-            const prefix = ownPrefix(harness.fake.arnOf(secretId));
-            const orphans = fixture.fake
-              .liveKeys()
-              .filter((key) => key.name.startsWith(prefix) && !recorded.has(key.id));
-            if (orphans.length > 0) problems.push(`${orphans.length} orphan keys of ours are live`);
-            return problems;
-          },
-          killAbandoned: async () => {},
-        },
-        injector,
-        [mode],
-      );
+      const [report] = await runFaultMatrix(harness.fake, target(), injector, [mode]);
       reports.push(report as FaultReport);
       expect(report?.points).toBeGreaterThan(8);
       expect(report?.failures).toEqual([]);
     },
   );
+
+  describeOverlappingSteps(harness.fake, injector, () => [target()]);
 });

@@ -4,16 +4,20 @@
  * file gives what only it knows (how its driver's effects are counted, how a user is made, what
  * its server shows of users, privileges and sessions) as a {@link DatabaseFaults}.
  */
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, expect, it } from 'vitest';
 import type { Database } from '../../shared/databases/types.js';
 import { createRotationHandler } from '../../shared/rotation/handler.js';
 import { alternatingUsers } from '../../shared/strategies/alternating-users.js';
 import { singleUser } from '../../shared/strategies/single-user.js';
 import type { FakeSecretsManager } from './fake-secrets-manager.js';
 import { type FaultInjector, FaultMode, faultySecretsManagerClient } from './fault-injection.js';
-import { type FaultReport, type FaultTarget, runFaultMatrix } from './fault-runner.js';
+import {
+  describeOverlappingSteps,
+  type FaultReport,
+  type FaultTarget,
+  runFaultMatrix,
+} from './fault-runner.js';
 import type { StoredLogin } from './rotation-contract.js';
-import { STEPS } from './rotation-driver.js';
 
 export type StrategyName = 'single-user' | 'alternating-users';
 
@@ -141,35 +145,8 @@ export function describeDatabaseFaults(db: DatabaseFaults): void {
     },
   );
 
-  describe('overlapping invocations', () => {
-    it.each(STEPS)('two overlapping %s invocations end in the same state as one', async (step) => {
-      db.injector.reset();
-      for (const target of [targets['single-user'](), targets['alternating-users']()]) {
-        // Prepare
-        const secretId = await target.provision();
-        const oldVersion = db.fake.versionOf(secretId);
-        const token = db.fake.startRotation(secretId);
-        const invoke = (s: string) =>
-          target.handler(
-            { Step: s, SecretId: db.fake.arnOf(secretId), ClientRequestToken: token },
-            { getRemainingTimeInMillis: () => 20_000 },
-          );
-        const index = STEPS.indexOf(step);
-        for (const before of STEPS.slice(0, index)) await invoke(before);
-
-        // Act
-        const outcomes = await Promise.allSettled([invoke(step), invoke(step)]);
-        for (const after of STEPS.slice(index + 1)) await invoke(after);
-
-        // Assess
-        expect(
-          outcomes.map((o) => (o.status === 'fulfilled' ? 'ok' : String(o.reason))),
-          target.name,
-        ).toEqual(['ok', 'ok']);
-        expect(db.fake.versionOf(secretId), target.name).toBe(token);
-        expect(db.fake.versionOf(secretId, 'AWSPREVIOUS'), target.name).toBe(oldVersion);
-        expect(await target.holdsAfter(secretId), target.name).toEqual([]);
-      }
-    });
-  });
+  describeOverlappingSteps(db.fake, db.injector, () => [
+    targets['single-user'](),
+    targets['alternating-users'](),
+  ]);
 }

@@ -1,3 +1,4 @@
+import { describe, expect, it } from 'vitest';
 import type { RotationHandler } from '../../shared/rotation/handler.js';
 import type { FakeSecretsManager } from './fake-secrets-manager.js';
 import { type FaultInjector, type FaultMode, FaultMode as Modes } from './fault-injection.js';
@@ -140,4 +141,47 @@ export async function runFaultMatrix(
     });
   }
   return reports;
+}
+
+/**
+ * Registers, for each step, a test that two overlapping invocations of it (the steps before run
+ * once, the steps after once) end in the same state as one: both succeed, the labels moved once,
+ * and what must hold after a rotation holds. `targets` makes fresh targets for each test.
+ */
+export function describeOverlappingSteps(
+  fake: FakeSecretsManager,
+  injector: FaultInjector,
+  targets: () => FaultTarget[],
+): void {
+  describe('overlapping invocations', () => {
+    it.each(STEPS)('two overlapping %s invocations end in the same state as one', async (step) => {
+      injector.reset();
+      for (const target of targets()) {
+        // Prepare
+        const secretId = await target.provision();
+        const oldVersion = fake.versionOf(secretId);
+        const token = fake.startRotation(secretId);
+        const invoke = (s: string) =>
+          target.handler(
+            { Step: s, SecretId: fake.arnOf(secretId), ClientRequestToken: token },
+            { getRemainingTimeInMillis: () => 20_000 },
+          );
+        const index = STEPS.indexOf(step);
+        for (const before of STEPS.slice(0, index)) await invoke(before);
+
+        // Act
+        const outcomes = await Promise.allSettled([invoke(step), invoke(step)]);
+        for (const after of STEPS.slice(index + 1)) await invoke(after);
+
+        // Assess
+        expect(
+          outcomes.map((o) => (o.status === 'fulfilled' ? 'ok' : String(o.reason))),
+          target.name,
+        ).toEqual(['ok', 'ok']);
+        expect(fake.versionOf(secretId), target.name).toBe(token);
+        expect(fake.versionOf(secretId, 'AWSPREVIOUS'), target.name).toBe(oldVersion);
+        expect(await target.holdsAfter(secretId), target.name).toEqual([]);
+      }
+    });
+  });
 }
