@@ -26,14 +26,27 @@ export interface FaultReport {
   failures: string[];
 }
 
-/** Runs the four steps; stops at the first failure or when the armed fault fired (abandoned). */
+/**
+ * Longest one invocation may run before the harness calls it stuck (default): a hang the product
+ * caused (a lock wait, a call without a timeout) is then reported at its injection point instead
+ * of surfacing as the whole test's timeout. Normal invocations here take well under a second.
+ */
+const STUCK_AFTER_MS = 30_000;
+
+type RunOutcome = 'completed' | 'failed' | 'stuck';
+
+/**
+ * Runs the four steps; stops at the first failure, when the armed fault fired (abandoned), or
+ * when an invocation is stuck (abandoned too, and reported).
+ */
 async function runOnce(
   fake: FakeSecretsManager,
   target: FaultTarget,
   injector: FaultInjector,
   secretId: string,
   token: string,
-): Promise<boolean> {
+  stuckAfterMs: number,
+): Promise<RunOutcome> {
   const abandoned = injector.fired.then(() => 'abandoned' as const);
   for (const step of STEPS) {
     const event = {
@@ -46,21 +59,27 @@ async function runOnce(
       () => 'ok' as const,
       () => 'failed' as const,
     );
-    const outcome = await Promise.race([invocation, abandoned]);
-    if (outcome === 'abandoned') {
-      if (!injector.hangs) {
-        // A thrown fault does not abandon its invocation: wait for it, however loaded the
-        // machine is, so that a retry never overlaps a run that is still unwinding, and go on
-        // as the service would if the step still succeeded.
-        if ((await invocation) === 'failed') return false;
-        continue;
+    let timer: NodeJS.Timeout | undefined;
+    const stuck = new Promise<'stuck'>((resolve) => {
+      timer = setTimeout(() => resolve('stuck'), stuckAfterMs);
+    });
+    try {
+      let outcome = await Promise.race([invocation, abandoned, stuck]);
+      if (outcome === 'abandoned' && !injector.hangs) {
+        // A thrown fault does not abandon its invocation: wait for it (up to the stuck limit,
+        // however loaded the machine is), so that a retry never overlaps a run that is still
+        // unwinding, and go on as the service would if the step still succeeded.
+        outcome = await Promise.race([invocation, stuck]);
       }
+      if (outcome === 'ok') continue;
+      if (outcome === 'failed') return 'failed';
       await target.killAbandoned();
-      return false;
+      return outcome === 'stuck' ? 'stuck' : 'failed';
+    } finally {
+      clearTimeout(timer);
     }
-    if (outcome === 'failed') return false;
   }
-  return true;
+  return 'completed';
 }
 
 /** Each label on exactly one version (AWSPENDING may also sit on AWSCURRENT), and AWSPREVIOUS the old version. */
@@ -93,13 +112,15 @@ export async function runFaultMatrix(
   target: FaultTarget,
   injector: FaultInjector,
   modes: FaultMode[] = [Modes.throwBefore, Modes.throwAfter, Modes.hang],
+  { stuckAfterMs = STUCK_AFTER_MS }: { stuckAfterMs?: number } = {},
 ): Promise<FaultReport[]> {
   // A clean run tells how many effects one rotation has.
   const probe = await target.provision();
   injector.reset();
   const probeToken = fake.startRotation(probe);
-  if (!(await runOnce(fake, target, injector, probe, probeToken))) {
-    throw new Error(`${target.name}: a rotation without faults failed`);
+  const clean = await runOnce(fake, target, injector, probe, probeToken, stuckAfterMs);
+  if (clean !== 'completed') {
+    throw new Error(`${target.name}: a rotation without faults ${clean}`);
   }
   const points = injector.effects.length;
 
@@ -112,18 +133,23 @@ export async function runFaultMatrix(
       const token = fake.startRotation(secretId);
       injector.arm(k, mode);
       const where = `${target.name} ${mode} at effect ${k}`;
-      const completedAnyway = await runOnce(fake, target, injector, secretId, token);
+      let outcome = await runOnce(fake, target, injector, secretId, token, stuckAfterMs);
       const effect = injector.effects[k - 1] ?? '?';
       const during = await target.holdsDuring(secretId);
       if (during) failures.push(`${where} (${effect}): ${during}`);
 
       injector.reset();
-      let completed = completedAnyway;
-      for (let attempt = 0; attempt < 5 && !completed; attempt++) {
-        completed = await runOnce(fake, target, injector, secretId, token);
+      for (let attempt = 0; attempt < 5 && outcome === 'failed'; attempt++) {
+        outcome = await runOnce(fake, target, injector, secretId, token, stuckAfterMs);
       }
-      if (!completed) {
-        failures.push(`${where} (${effect}): no convergence after 5 retries`);
+      if (outcome !== 'completed') {
+        failures.push(
+          `${where} (${effect}): ${
+            outcome === 'stuck'
+              ? `an invocation was still running after ${stuckAfterMs} ms`
+              : 'no convergence after 5 retries'
+          }`,
+        );
         continue;
       }
       const after = [
