@@ -29,6 +29,9 @@ async function main() {
     AWS_REGION: 'us-east-1',
     AWS_ACCESS_KEY_ID: 'storm',
     AWS_SECRET_ACCESS_KEY: 'storm',
+    // The SDK warns once per loaded copy that Node 20 support ends; the functions deploy on
+    // nodejs22.x (template.yaml), and the warning would only bury the result.
+    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
   });
   const server = await startPostgres({
     settings: { max_connections: String(MAX_CONNECTIONS) },
