@@ -180,9 +180,14 @@ export function loginOf(secret: DatabaseSecret): Login {
   };
 }
 
-/** Where a secret signs in, for error messages: `user "app" at db:5432 (database "orders")`. */
+/**
+ * Where a secret signs in, for error messages: `user "app" at db:5432 (database "orders")`; the
+ * database is left out where the secret names none and the engine has no default (MySQL).
+ */
 export const accountOf = (secret: DatabaseSecret): string =>
-  `user "${secret.username}" at ${secret.host}:${secret.port} (database "${secret.dbname}")`;
+  `user "${secret.username}" at ${secret.host}:${secret.port}${
+    secret.dbname === '' ? '' : ` (database "${secret.dbname}")`
+  }`;
 
 /** Host names compare without case; RDS endpoints are DNS names. */
 export const sameHost = (a: string, b: string): boolean => a.toLowerCase() === b.toLowerCase();

@@ -126,12 +126,20 @@ export interface CorpusProfile {
   otherEngines: readonly string[];
   /** An existing user that is not the secret's (the administrator). */
   otherUser: string;
+  /**
+   * How the server's refusal of a database the user may not use reads (`database` as a regex
+   * source): PostgreSQL says it does not exist, MySQL denies access to it, MongoDB (where it is
+   * the authentication database) finds no such user in it.
+   */
+  refusedDatabase(database: string): RegExp;
 }
+
+/** `text` as a regex source that matches it literally. */
+export const quote = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 export function secretCases(profile: CorpusProfile): SecretCase[] {
   const cases: SecretCase[] = [];
   const [otherEngine] = profile.otherEngines;
-  const quote = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
   const json = (valid: Record<string, unknown>, patch: Record<string, unknown>) =>
     JSON.stringify({ ...valid, ...patch });
   cases.push(
@@ -225,16 +233,16 @@ export function secretCases(profile: CorpusProfile): SecretCase[] {
       kind: 'current',
       name: `username injection ${injection}`,
       value: (v) => json(v, { username: injection }),
-      // MySQL also refuses names over 32 characters before connecting.
-      expect: /refuse|refused the credentials|field "username" is longer than/,
+      // No such user: the server refuses every stored password, and the error names the user.
+      expect: new RegExp(
+        `user "${quote(injection)}" at \\S+(?: \\(database "[^"]*"\\))? refuses AWSPENDING, AWSCURRENT and AWSPREVIOUS`,
+      ),
     });
     cases.push({
       kind: 'current',
       name: `dbname injection ${injection}`,
       value: (v) => json(v, { dbname: injection }),
-      // The server refuses the database (PostgreSQL: does not exist; MySQL: access denied;
-      // MongoDB: no such user in that authentication database), and the error names it.
-      expect: new RegExp(`database "${quote(injection)}"`),
+      expect: profile.refusedDatabase(quote(injection)),
     });
   }
   cases.push(

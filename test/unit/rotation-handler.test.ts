@@ -534,17 +534,25 @@ describe('single user', () => {
     expect(db.passwordOf(HOST, 'app')).toBe(JSON.parse(fake.valueOf(secretId) as string).password);
   });
 
-  it('fails with an authentication error naming the user when no stored password signs in', async () => {
-    const secretId = singleUserSecret();
-    db.addUser(HOST, 'app', 'changed-by-someone');
-    const result = await run(secretId);
-    expect(result.failedStep).toBe('setSecret');
-    expect(result.error).toBeInstanceOf(AuthenticationError);
-    expect(String(result.error)).toMatch(
-      /setSecret of secret .*orders\/app.*: user "app" at .* refuses AWSPENDING, AWSCURRENT and AWSPREVIOUS/,
-    );
-    expect(db.passwordOf(HOST, 'app')).toBe('changed-by-someone');
-  });
+  it.each([
+    ['the default database', {}, 'postgres'],
+    ['the database the secret names', { dbname: 'orders' }, 'orders'],
+  ])(
+    'fails with an authentication error naming the user and %s when no stored password signs in',
+    async (_, fields, database) => {
+      const secretId = singleUserSecret(fields);
+      db.addUser(HOST, 'app', 'changed-by-someone');
+      const result = await run(secretId);
+      expect(result.failedStep).toBe('setSecret');
+      expect(result.error).toBeInstanceOf(AuthenticationError);
+      expect((result.error as Error).message).toMatch(
+        new RegExp(
+          `^setSecret of secret .*orders/app.*: user "app" at ${HOST.replaceAll('.', '\\.')}:5432 \\(database "${database}"\\) refuses AWSPENDING, AWSCURRENT and AWSPREVIOUS$`,
+        ),
+      );
+      expect(db.passwordOf(HOST, 'app')).toBe('changed-by-someone');
+    },
+  );
 
   it('never falls back when AWSPENDING fails for a network reason', async () => {
     // Prepare
