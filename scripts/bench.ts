@@ -71,12 +71,24 @@ const run = (command: string, args: string[], env: NodeJS.ProcessEnv = process.e
 async function main() {
   console.log('building bundles…');
   await run(process.execPath, ['scripts/build.mjs']);
-  const server = await startPostgres();
-  const mysqlServer = await startMysql();
-  const mysql = await MysqlAdmin.connect(mysqlServer.adminUrl);
-  const mongoServer = await startMongo();
-  const mongo = await MongoAdmin.connect(mongoServer.adminUrl);
-  const mongoName = (await probeMongo(mongoServer.adminUrl)).server;
+  // Servers started so far are stopped if a later one fails to start.
+  const started: (() => Promise<unknown>)[] = [];
+  const start = async <T>(what: Promise<T>, stop: (value: T) => Promise<unknown>): Promise<T> => {
+    try {
+      const value = await what;
+      started.unshift(() => stop(value));
+      return value;
+    } catch (error) {
+      for (const undo of started) await undo().catch(() => {});
+      throw error;
+    }
+  };
+  const server = await start(startPostgres(), (s) => s.stop());
+  const mysqlServer = await start(startMysql(), (s) => s.stop());
+  const mysql = await start(MysqlAdmin.connect(mysqlServer.adminUrl), (a) => a.close());
+  const mongoServer = await start(startMongo(), (s) => s.stop());
+  const mongo = await start(MongoAdmin.connect(mongoServer.adminUrl), (a) => a.close());
+  const mongoName = (await start(probeMongo(mongoServer.adminUrl), async () => {})).server;
   const fake = new FakeSecretsManager();
   const sm = await startFakeSecretsManagerServer(fake);
   const admin = new pg.Client({ connectionString: server.adminUrl });
@@ -196,14 +208,17 @@ async function main() {
     // process and in the children.
     const redirect: Record<string, string> = {};
     for (const [fn, fixture, origins] of [
-      ['sendgrid-api-key', sendGridFixture(), ['https://api.sendgrid.com']],
+      [
+        'sendgrid-api-key',
+        sendGridFixture(),
+        ['https://api.sendgrid.com', 'https://api.eu.sendgrid.com'],
+      ],
       ['stripe-api-key', stripeFixture('live'), ['https://api.stripe.com']],
       ['twilio-api-key', twilioFixture(), ['https://api.twilio.com', 'https://iam.twilio.com']],
     ] as const) {
       await fixture.fake.start();
       stops.push(() => fixture.fake.stop());
       for (const origin of origins) redirect[origin] = fixture.fake.baseUrl;
-      if ('apiVersion' in fixture.fake) childEnv.STRIPE_API_VERSION = fixture.fake.apiVersion;
       targets.push({
         fn,
         secret: async () => fixture.provision({ fake } as RotationHarness).secretId,

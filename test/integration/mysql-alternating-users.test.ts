@@ -108,7 +108,7 @@ describe('mysql alternating users', () => {
       }),
     masterArn: () => masterArn,
     signsIn: (secret) => signsIn(login(secret)),
-    usersOf: (name) => admin.usersOf(name),
+    usersLike: (name) => admin.accountsLike(name),
     sessionsOf: (names) => admin.sessionsOf(names),
     namesNeedingQuoting: [`Mixed Case ${randomName('U')}`, `ünï ${randomName('u')}`],
   });

@@ -70,7 +70,7 @@ describe('mysql single user', () => {
     handler: () => handler({ retainCurrentPassword: false }),
     provision,
     signsIn: (secret) => signsIn(login(secret.username, secret.password)),
-    usersOf: (name) => admin.usersOf(name),
+    usersLike: (name) => admin.accountsLike(name),
     sessionsOf: (names) => admin.sessionsOf(names),
     namesNeedingQuoting: [
       `Mixed Case ${randomName('U')}`,

@@ -73,9 +73,7 @@ describe('postgres alternating users', () => {
     provision,
     masterArn: () => masterArn,
     signsIn: (secret) => signsIn(login(secret)),
-    usersOf: async (name) =>
-      (await admin.rolesLike(name)).filter((role) => role === name || role === `${name}_clone`),
-    sessionsOf: (names) => admin.sessionsOf(names),
+    usersLike: (name) => admin.rolesLike(name),
     namesNeedingQuoting: [`App "User" ${randomName('Q')}`, `it's;${randomName('q')}`],
   });
 

@@ -66,9 +66,7 @@ describe('postgres single user', () => {
     handler,
     provision,
     signsIn: (secret) => signsIn(login(secret.username, secret.password)),
-    usersOf: async (name) =>
-      (await admin.rolesLike(name)).filter((r) => r === name || r === `${name}_clone`),
-    sessionsOf: (names) => admin.sessionsOf(names),
+    usersLike: (name) => admin.rolesLike(name),
     namesNeedingQuoting: [
       `Mixed Case ${randomName('U')}`,
       `it's "quoted" ${randomName('q')}`,

@@ -36,8 +36,11 @@ export interface DatabaseFaults {
   /** A user and its secret (alternating users: with a master secret); resolves both. */
   provision(strategy: StrategyName): Promise<{ name: string; secretId: string }>;
   signsIn(value: StoredLogin): Promise<boolean>;
-  /** The accounts named `name` or `name_clone` on the server, sorted. */
-  usersOf(name: string): Promise<string[]>;
+  /**
+   * Every user (account) on the server whose name starts with `name`, sorted: only `name` and,
+   * for alternating users, `name_clone` may be there, and nothing else like them.
+   */
+  usersLike(name: string): Promise<string[]>;
   /** Why the clone lacks the original's privileges, or undefined when it has them. */
   cloneDiffers(name: string): Promise<string | undefined>;
   /** What the functions left open for this secret's users (sessions, clients). */
@@ -84,7 +87,7 @@ export function faultTargets(db: DatabaseFaults): Record<StrategyName, () => Fau
       const name = names.get(secretId) as string;
       if (!(await signsInAt(secretId, 'AWSCURRENT'))) problems.push('AWSCURRENT does not sign in');
       const expected = strategy === 'single-user' ? [name] : [name, `${name}_clone`];
-      const users = await db.usersOf(name);
+      const users = await db.usersLike(name);
       if (users.join() !== expected.join()) problems.push(`users ${users.join(', ')}`);
       if (strategy === 'alternating-users') {
         if (!(await signsInAt(secretId, 'AWSPREVIOUS')))

@@ -26,12 +26,16 @@ export interface FaultReport {
   failures: string[];
 }
 
+/** The time each invocation is told it has left (the Lambda's remaining time). */
+const INVOCATION_BUDGET_MS = 20_000;
+
 /**
- * Longest one invocation may run before the harness calls it stuck (default): a hang the product
- * caused (a lock wait, a call without a timeout) is then reported at its injection point instead
- * of surfacing as the whole test's timeout. Normal invocations here take well under a second.
+ * Longest one invocation may run before the harness calls it stuck (default): past its budget a
+ * Lambda would have been stopped. A hang the product caused (a lock wait, a call without a
+ * timeout) is then reported at its injection point instead of surfacing as the whole test's
+ * timeout. Normal invocations here take well under a second.
  */
-const STUCK_AFTER_MS = 30_000;
+const STUCK_AFTER_MS = INVOCATION_BUDGET_MS + 2_000;
 
 type RunOutcome = 'completed' | 'failed' | 'stuck';
 
@@ -55,10 +59,12 @@ async function runOnce(
       ClientRequestToken: token,
       RotationToken: fake.rotationTokenFor(secretId, token),
     };
-    const invocation = target.handler(event, { getRemainingTimeInMillis: () => 20_000 }).then(
-      () => 'ok' as const,
-      () => 'failed' as const,
-    );
+    const invocation = target
+      .handler(event, { getRemainingTimeInMillis: () => INVOCATION_BUDGET_MS })
+      .then(
+        () => 'ok' as const,
+        () => 'failed' as const,
+      );
     let timer: NodeJS.Timeout | undefined;
     const stuck = new Promise<'stuck'>((resolve) => {
       timer = setTimeout(() => resolve('stuck'), stuckAfterMs);
@@ -190,7 +196,7 @@ export function describeOverlappingSteps(
         const invoke = (s: string) =>
           target.handler(
             { Step: s, SecretId: fake.arnOf(secretId), ClientRequestToken: token },
-            { getRemainingTimeInMillis: () => 20_000 },
+            { getRemainingTimeInMillis: () => INVOCATION_BUDGET_MS },
           );
         const index = STEPS.indexOf(step);
         for (const before of STEPS.slice(0, index)) await invoke(before);

@@ -96,13 +96,18 @@ export class MysqlAdmin {
       .sort();
   }
 
-  /** Which of `name` and `name_clone` have an account, sorted. */
-  async usersOf(name: string): Promise<string[]> {
+  /**
+   * Every account whose user name starts with `prefix`, sorted: `user` at host '%', else
+   * `user@host`, so an account at an unexpected host part shows.
+   */
+  async accountsLike(prefix: string): Promise<string[]> {
     const rows = await this.query(
-      'SELECT DISTINCT User AS user FROM mysql.user WHERE User IN (?, ?)',
-      [name, `${name}_clone`],
+      'SELECT User AS user, Host AS host FROM mysql.user WHERE LEFT(User, CHAR_LENGTH(?)) = ?',
+      [prefix, prefix],
     );
-    return rows.map((row) => String(row.user)).sort();
+    return rows
+      .map((row) => (row.host === '%' ? String(row.user) : `${row.user}@${row.host}`))
+      .sort();
   }
 
   /** mysql.user columns of an account (TLS requirement, limits, plugin, stored hash). */

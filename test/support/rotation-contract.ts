@@ -34,8 +34,8 @@ export interface ContractTarget {
   /** The working master secret (alternating users). */
   masterArn?(): string;
   signsIn(login: StoredLogin): Promise<boolean>;
-  /** Which of `name` and `name_clone` exist on the server, sorted. */
-  usersOf(name: string): Promise<string[]>;
+  /** Every user (account) on the server whose name starts with `name`, sorted. */
+  usersLike(name: string): Promise<string[]>;
   /** Sessions of these users left open; absent where the server cannot tell. */
   sessionsOf?(names: string[]): Promise<number>;
   /** User names that need quoting or escaping on this server. */
@@ -142,7 +142,7 @@ export function alternatingUsersContract(target: ContractTarget): void {
       expect(harness.secret(secretId, 'AWSPREVIOUS').username).toBe(before.username);
     }
     expect(seen).toEqual([`${name}_clone`, name, `${name}_clone`]);
-    expect(await target.usersOf(name)).toEqual([name, `${name}_clone`]);
+    expect(await target.usersLike(name)).toEqual([name, `${name}_clone`]);
     if (target.sessionsOf) expect(await target.sessionsOf([name, `${name}_clone`])).toBe(0);
     expect(harness.leakedSecrets()).toEqual([]);
   });
@@ -204,7 +204,7 @@ export function alternatingUsersContract(target: ContractTarget): void {
     expect(retried.completed, String(retried.error)).toBe(true);
     expect(harness.secret(secretId).username).toBe(`${name}_clone`);
     expect(await target.signsIn(harness.secret(secretId))).toBe(true);
-    expect(await target.usersOf(name)).toEqual([name, `${name}_clone`]);
+    expect(await target.usersLike(name)).toEqual([name, `${name}_clone`]);
     expect(harness.logs.messages()).toContain('AWSPENDING already signs in; password unchanged');
   });
 
@@ -219,7 +219,7 @@ export function alternatingUsersContract(target: ContractTarget): void {
     expect(result.failedStep).toBe('setSecret');
     expect(result.error).toBeInstanceOf(AuthenticationError);
     expect(String(result.error)).toContain('refusing to change users with the master secret');
-    expect(await target.usersOf(name)).toEqual([name]);
+    expect(await target.usersLike(name)).toEqual([name]);
     expect(harness.fake.versionOf(secretId)).not.toBe(result.token);
   });
 
@@ -241,7 +241,7 @@ export function alternatingUsersContract(target: ContractTarget): void {
     expect(result.failedStep).toBe('setSecret');
     expect(result.error).toBeInstanceOf(InvalidSecretError);
     expect(String(result.error)).toContain('refusing to act on another host');
-    expect(await target.usersOf(name)).toEqual([name]);
+    expect(await target.usersLike(name)).toEqual([name]);
   });
 
   it('stops with a clear error and creates nothing when masterarn is missing', async () => {
@@ -260,6 +260,6 @@ export function alternatingUsersContract(target: ContractTarget): void {
     expect(result.failedStep).toBe('setSecret');
     expect(result.error).toBeInstanceOf(InvalidSecretError);
     expect(String(result.error)).toContain('field "masterarn" is missing');
-    expect(await target.usersOf(name)).toEqual([name]);
+    expect(await target.usersLike(name)).toEqual([name]);
   });
 }
