@@ -31,15 +31,7 @@ describe('mongodb alternating users', () => {
     await harness.start();
     masterArn = harness.fake.createSecret({
       name: `docdb/master-${randomName('m')}`,
-      secretString: JSON.stringify({
-        engine: 'mongo',
-        host: admin.host,
-        port: admin.port,
-        username: admin.username,
-        password: admin.password,
-        dbname: admin.authSource,
-        ssl: false,
-      }),
+      secretString: admin.masterSecretValue(),
     });
   });
 

@@ -196,15 +196,7 @@ describe('mongodb under injected faults', () => {
   const masterSecret = () =>
     fake.createSecret({
       name: `faults/master-${randomName('m')}`,
-      secretString: JSON.stringify({
-        engine: 'mongo',
-        host: admin.host,
-        port: admin.port,
-        username: admin.username,
-        password: admin.password,
-        dbname: admin.authSource,
-        ssl: false,
-      }),
+      secretString: admin.masterSecretValue(),
     });
 
   describeDatabaseFaults({

@@ -113,6 +113,19 @@ export class MongoAdmin {
     return this.endpoint.authSource;
   }
 
+  /** The administrator as a master secret's value holds it (alternating users). */
+  masterSecretValue(): string {
+    return JSON.stringify({
+      engine: 'mongo',
+      host: this.host,
+      port: this.port,
+      username: this.username,
+      password: this.password,
+      dbname: this.authSource,
+      ssl: false,
+    });
+  }
+
   command(command: Document, db = 'admin'): Promise<Document> {
     return this.client.db(db).command(command);
   }
