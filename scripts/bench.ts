@@ -368,7 +368,7 @@ async function main() {
       '# Benchmark',
       '',
       `Measured by \`npm run bench\` on ${new Date().toISOString().slice(0, 10)}: node ${process.version}, ${server.source} PostgreSQL, ${mysql.version} from ${mysqlServer.source}, ${mongoName} from ${mongoServer.source}, the fake Secrets Manager over HTTP on loopback.`,
-      `Cold load: median of ${COLD_RUNS} fresh processes, interleaved with the bare client (${baseline.toFixed(1)} ms in this run). Rotation: median of ${RUNS} full rotations of the built bundle in one warm process ("first": the first rotation's calls), against the local server; API-key bundles reach the provider's local HTTP fake through a fetch redirect (scripts/bench-redirect.mjs). Peak RSS: a fresh process doing one whole rotation with the built bundle.`,
+      `Cold load: median of ${COLD_RUNS} fresh processes, interleaved with the bare client (${baseline.toFixed(1)} ms in this run). Rotation: median of ${RUNS} full rotations of the built bundle in one warm process ("first": the first rotation's calls), against the local server; API-key bundles reach the provider's local HTTP fake through a fetch redirect (scripts/bench-redirect.mjs). Peak RSS: the high-water resident memory (VmHWM) of a fresh process doing one whole rotation with the built bundle.`,
       '',
       `| ${headers.join(' | ')} |`,
       `| ${headers.map(() => '---').join(' | ')} |`,
