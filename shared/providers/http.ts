@@ -8,6 +8,7 @@ import {
 } from '../common/errors.js';
 import type { RotationLogger } from '../common/logger.js';
 import { PermissionDeniedError, ProviderError, RateLimitedError } from './errors.js';
+import type { Verified } from './types.js';
 
 /** What a provider call needs from the rotation step. */
 export interface CallContext {
@@ -67,6 +68,11 @@ export interface HttpClient {
   send(call: CallContext, request: HttpRequest): Promise<HttpResponse>;
   /** The error for an answer the caller did not expect, classified by status. */
   errorFor(request: HttpRequest, response: HttpResponse, what?: string): RotationError;
+  /**
+   * Sends a read made with key `keyId` and reads the verdict: 200 works, 403 authenticated
+   * without that permission, anything else the classified error.
+   */
+  verify(call: CallContext, request: HttpRequest, keyId: string): Promise<Verified>;
 }
 
 /** Shortest attempt worth starting, in ms. */
@@ -328,7 +334,14 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
     }
   }
 
-  return { provider, send, errorFor };
+  async function verify(call: CallContext, request: HttpRequest, keyId: string): Promise<Verified> {
+    const response = await send(call, request);
+    if (response.status === 200) return 'ok';
+    if (response.status === 403) return 'authenticated-without-permission';
+    throw errorFor(request, response, `verifying key ${keyId}`);
+  }
+
+  return { provider, send, errorFor, verify };
 }
 
 /** `Authorization: Basic` for a user and password. */

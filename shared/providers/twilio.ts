@@ -256,10 +256,7 @@ export function createTwilio(options: TwilioOptions = {}): KeyProvider<TwilioSpe
         idempotent: true,
         secrets: [key.key],
       };
-      const response = await http.send(call, request);
-      if (response.status === 200) return 'ok';
-      if (response.status === 403) return 'authenticated-without-permission';
-      throw http.errorFor(request, response, `verifying key ${key.id}`);
+      return http.verify(call, request, key.id);
     },
 
     list(admin, spec, call) {
