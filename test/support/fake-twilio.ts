@@ -46,6 +46,14 @@ const error = (status: number, code: number, message: string): FakeResponse => (
 const authenticate = () => error(401, 20003, 'Authenticate');
 const rfc2822 = (ms: number) => new Date(ms).toUTCString().replace('GMT', '+0000');
 
+/** The fields every Key resource answer has, in both APIs. */
+const keyResource = (key: TwilioKey) => ({
+  sid: key.id,
+  friendly_name: key.name,
+  date_created: rfc2822(key.createdAt),
+  date_updated: rfc2822(key.createdAt),
+});
+
 export class FakeTwilio extends FakeProviderServer<TwilioKey> {
   readonly accountSid = `AC${randomChars(HEX, 32)}`;
   readonly authToken = randomChars(HEX, 32);
@@ -120,10 +128,7 @@ export class FakeTwilio extends FakeProviderServer<TwilioKey> {
     const page = Number(request.query.get('Page') ?? 0);
     const all = this.liveKeys().filter((key) => key.type !== 'main');
     const keys = all.slice(page * size, (page + 1) * size).map((key) => ({
-      sid: key.id,
-      friendly_name: key.name,
-      date_created: rfc2822(key.createdAt),
-      date_updated: rfc2822(key.createdAt),
+      ...keyResource(key),
       ...(iam ? { flags: key.type === 'restricted' ? ['restricted'] : [] } : {}),
     }));
     const more = (page + 1) * size < all.length;
@@ -146,13 +151,7 @@ export class FakeTwilio extends FakeProviderServer<TwilioKey> {
           if ('status' in key) return key;
           return {
             status: 201,
-            body: {
-              sid: key.id,
-              friendly_name: key.name,
-              date_created: rfc2822(key.createdAt),
-              date_updated: rfc2822(key.createdAt),
-              secret: key.secret,
-            },
+            body: { ...keyResource(key), secret: key.secret },
           };
         },
       },
@@ -224,14 +223,7 @@ export class FakeTwilio extends FakeProviderServer<TwilioKey> {
           if ('status' in key) return key;
           return {
             status: 201,
-            body: {
-              sid: key.id,
-              friendly_name: key.name,
-              date_created: rfc2822(key.createdAt),
-              date_updated: rfc2822(key.createdAt),
-              secret: key.secret,
-              policy: key.policy ?? null,
-            },
+            body: { ...keyResource(key), secret: key.secret, policy: key.policy ?? null },
           };
         },
       },
