@@ -161,6 +161,19 @@ export class MemoryDatabase implements Database<MemoryConnection> {
   }
 }
 
+/** The database host the unit suites' secrets name. */
+export const UNIT_HOST = 'orders.cluster-abc.us-east-1.rds.amazonaws.com';
+
+/** The secret value of user `app` on {@link UNIT_HOST}, with `overrides` applied. */
+export const appSecretValue = (overrides: Record<string, unknown> = {}): string =>
+  JSON.stringify({
+    engine: 'postgres',
+    host: UNIT_HOST,
+    username: 'app',
+    password: 'current-password-1',
+    ...overrides,
+  });
+
 /**
  * The alternating-users starting point: user `app` and a superuser `root` on `host`, and a
  * master secret for `root` (with `master` applied). Resolves the master secret's ARN.

@@ -15,10 +15,15 @@ import { alternatingUsers } from '../../shared/strategies/alternating-users.js';
 import { singleUser } from '../../shared/strategies/single-user.js';
 import { FakeSecretsManager, mockSecretsManager } from '../support/fake-secrets-manager.js';
 import { LogRecorder } from '../support/log-recorder.js';
-import { MemoryDatabase, seedMaster } from '../support/memory-database.js';
+import {
+  appSecretValue,
+  MemoryDatabase,
+  seedMaster,
+  UNIT_HOST,
+} from '../support/memory-database.js';
 import { rotate, STEPS, type Step } from '../support/rotation-driver.js';
 
-const HOST = 'orders.cluster-abc.us-east-1.rds.amazonaws.com';
+const HOST = UNIT_HOST;
 const fake = new FakeSecretsManager();
 const stub = mockSecretsManager(fake);
 let db: MemoryDatabase;
@@ -33,18 +38,9 @@ beforeEach(() => {
   logs = new LogRecorder();
 });
 
-const secretValue = (overrides: Record<string, unknown> = {}) =>
-  JSON.stringify({
-    engine: 'postgres',
-    host: HOST,
-    username: 'app',
-    password: 'current-password-1',
-    ...overrides,
-  });
-
 function singleUserSecret(overrides: Record<string, unknown> = {}) {
   db.addUser(HOST, 'app', 'current-password-1');
-  return fake.createSecret({ name: 'orders/app', secretString: secretValue(overrides) });
+  return fake.createSecret({ name: 'orders/app', secretString: appSecretValue(overrides) });
 }
 
 function singleUserHandler(env: Record<string, string> = {}, metrics?: StepMetrics) {
@@ -274,7 +270,7 @@ describe('createSecret', () => {
     expect(fake.versionOf(secretId, 'AWSPENDING')).toBe(token);
     const pending = JSON.parse(fake.valueOf(secretId, 'AWSPENDING') as string);
     expect(pending).toEqual({
-      ...JSON.parse(secretValue({ dbname: 'orders', proxy: 'orders-proxy' })),
+      ...JSON.parse(appSecretValue({ dbname: 'orders', proxy: 'orders-proxy' })),
       password: fake.generatedPasswords[0],
     });
     expect(fake.putRotationTokens).toEqual(['rotation-token-1']);
@@ -306,7 +302,7 @@ describe('createSecret', () => {
     // Prepare: the other invocation's PutSecretValue lands between our read and our write.
     const secretId = singleUserSecret();
     const token = fake.startRotation(secretId);
-    const winner = secretValue({ password: 'written-by-the-other-invocation' });
+    const winner = appSecretValue({ password: 'written-by-the-other-invocation' });
     const original = fake.putSecretValue.bind(fake);
     let raced = false;
     vi.spyOn(fake, 'putSecretValue').mockImplementation((input) => {
@@ -398,27 +394,27 @@ describe('bad secret values', () => {
       /AWSCURRENT is not valid JSON/,
     ],
     ['a JSON array', '["postgres"]', /AWSCURRENT must be a JSON object/],
-    ['a missing host', secretValue({ host: undefined }), /AWSCURRENT: field "host" is missing/],
-    ['a missing username', secretValue({ username: undefined }), /field "username" is missing/],
-    ['an empty password', secretValue({ password: '' }), /field "password" is empty/],
+    ['a missing host', appSecretValue({ host: undefined }), /AWSCURRENT: field "host" is missing/],
+    ['a missing username', appSecretValue({ username: undefined }), /field "username" is missing/],
+    ['an empty password', appSecretValue({ password: '' }), /field "password" is empty/],
     [
       'a numeric username',
-      secretValue({ username: 7 }),
+      appSecretValue({ username: 7 }),
       /field "username" must be a string, got number/,
     ],
     [
       'a wrong engine',
-      secretValue({ engine: 'mysql' }),
+      appSecretValue({ engine: 'mysql' }),
       /field "engine" is "mysql"; this function rotates MemoryDB \(postgres, aurora-postgresql\)/,
     ],
     [
       'a port out of range',
-      secretValue({ port: 70000 }),
+      appSecretValue({ port: 70000 }),
       /field "port" must be a whole number from 1 to 65535/,
     ],
     [
       'an ssl that is not a boolean',
-      secretValue({ ssl: 'require' }),
+      appSecretValue({ ssl: 'require' }),
       /field "ssl" must be true or false/,
     ],
   ];
@@ -463,7 +459,7 @@ describe('bad secret values', () => {
     fake.putSecretValue({
       SecretId: secretId,
       ClientRequestToken: token,
-      SecretString: secretValue({ password: 'pending-password-1', ...overrides }),
+      SecretString: appSecretValue({ password: 'pending-password-1', ...overrides }),
       VersionStages: ['AWSPENDING'],
     });
 
@@ -654,7 +650,7 @@ describe('alternating users', () => {
     const masterArn = seedMaster(db, fake, HOST, master);
     return fake.createSecret({
       name: 'orders/app',
-      secretString: secretValue({ masterarn: masterArn, ...overrides }),
+      secretString: appSecretValue({ masterarn: masterArn, ...overrides }),
     });
   }
   const handler = () =>
@@ -752,7 +748,7 @@ describe('alternating users', () => {
     fake.putSecretValue({
       SecretId: secretId,
       ClientRequestToken: token,
-      SecretString: secretValue({
+      SecretString: appSecretValue({
         username: 'root',
         password: 'pending-password-1',
         masterarn: MASTER,

@@ -14,10 +14,15 @@ import { singleUser } from '../../shared/strategies/single-user.js';
 import { FakeSecretsManager, mockSecretsManager } from '../support/fake-secrets-manager.js';
 import { errorText } from '../support/leak-guard.js';
 import { LogRecorder } from '../support/log-recorder.js';
-import { MemoryDatabase, seedMaster } from '../support/memory-database.js';
+import {
+  appSecretValue,
+  MemoryDatabase,
+  seedMaster,
+  UNIT_HOST,
+} from '../support/memory-database.js';
 import { rotate } from '../support/rotation-driver.js';
 
-const HOST = 'orders.cluster-abc.us-east-1.rds.amazonaws.com';
+const HOST = UNIT_HOST;
 const fake = new FakeSecretsManager();
 const stub = mockSecretsManager(fake);
 const logs = new LogRecorder();
@@ -31,14 +36,6 @@ beforeEach(() => {
   db = new MemoryDatabase();
 });
 
-const value = (overrides: Record<string, unknown> = {}) =>
-  JSON.stringify({
-    engine: 'postgres',
-    host: HOST,
-    username: 'app',
-    password: 'current-password-1',
-    ...overrides,
-  });
 const context = (ms = 30_000) => ({ getRemainingTimeInMillis: () => ms });
 const single = (options: { safetyMarginMs?: number } = {}) =>
   createRotationHandler({ strategy: singleUser(db), logger: logs, env: {}, ...options });
@@ -80,7 +77,7 @@ describe('redaction', () => {
   it('keeps a password that a driver error quotes out of the thrown error and the logs', async () => {
     // Prepare: the database's error message quotes the new password.
     db.addUser(HOST, 'app', 'current-password-1');
-    const secretId = fake.createSecret({ name: 'app', secretString: value() });
+    const secretId = fake.createSecret({ name: 'app', secretString: appSecretValue() });
     const token = fake.startRotation(secretId);
     const handler = single();
     await handler(
@@ -110,7 +107,10 @@ describe('redaction', () => {
       name: 'master',
       secretString: JSON.stringify({ host: HOST, username: 'root', password: 'master-password-9' }),
     });
-    const secretId = fake.createSecret({ name: 'app', secretString: value({ masterarn: master }) });
+    const secretId = fake.createSecret({
+      name: 'app',
+      secretString: appSecretValue({ masterarn: master }),
+    });
     const handler = createRotationHandler({
       strategy: alternatingUsers(db),
       logger: logs,
@@ -137,7 +137,7 @@ describe('bounded retries and fallbacks', () => {
   it('gives up "too many connections" before the Lambda deadline', async () => {
     // Prepare: the server never frees a slot; 4 s left, 2 s kept in reserve.
     db.addUser(HOST, 'app', 'current-password-1');
-    const secretId = fake.createSecret({ name: 'app', secretString: value() });
+    const secretId = fake.createSecret({ name: 'app', secretString: appSecretValue() });
     db.failNextConnect(
       ...Array.from({ length: 100 }, () => new TooManyConnectionsError('no slot')),
     );
@@ -158,12 +158,12 @@ describe('bounded retries and fallbacks', () => {
     db.addUser(HOST, 'app', 'restored-password');
     const secretId = fake.createSecret({
       name: 'app',
-      secretString: value({ username: 'other', password: 'restored-password' }),
+      secretString: appSecretValue({ username: 'other', password: 'restored-password' }),
     });
     fake.putSecretValue({
       SecretId: secretId,
       ClientRequestToken: 'v2'.padEnd(36, '0'),
-      SecretString: value(),
+      SecretString: appSecretValue(),
     });
 
     // Act
@@ -184,7 +184,7 @@ describe('bounded retries and fallbacks', () => {
     fake.putSecretValue({
       SecretId: secretId,
       ClientRequestToken: 'v2'.padEnd(36, '0'),
-      SecretString: value(),
+      SecretString: appSecretValue(),
     });
 
     const result = await run(secretId);
@@ -199,7 +199,7 @@ describe('bounded retries and fallbacks', () => {
 
   it('fails testSecret when AWSPENDING signs in but cannot run the test query', async () => {
     db.addUser(HOST, 'app', 'current-password-1');
-    const secretId = fake.createSecret({ name: 'app', secretString: value() });
+    const secretId = fake.createSecret({ name: 'app', secretString: appSecretValue() });
     db.failPing = true;
     const result = await run(secretId);
     expect(result.failedStep).toBe('testSecret');
@@ -211,7 +211,7 @@ describe('lost answers and overlapping invocations', () => {
   it('keeps a pending value whose PutSecretValue landed although its answer was lost', async () => {
     // Prepare
     db.addUser(HOST, 'app', 'current-password-1');
-    const secretId = fake.createSecret({ name: 'app', secretString: value() });
+    const secretId = fake.createSecret({ name: 'app', secretString: appSecretValue() });
     fake.failNext(
       'PutSecretValue',
       new SecretsManagerServiceException({
@@ -245,7 +245,7 @@ describe('lost answers and overlapping invocations', () => {
   it('ends two overlapping finishSecret invocations like one', async () => {
     // Prepare
     db.addUser(HOST, 'app', 'current-password-1');
-    const secretId = fake.createSecret({ name: 'app', secretString: value() });
+    const secretId = fake.createSecret({ name: 'app', secretString: appSecretValue() });
     const old = fake.versionOf(secretId);
     const result = await run(secretId, single());
     // Undo the finish so that two finishSecret invocations can race for it.
@@ -276,7 +276,7 @@ describe('alternating users guards', () => {
     const masterArn = seedMaster(db, fake, HOST, master);
     return fake.createSecret({
       name: 'app',
-      secretString: value({ masterarn: masterArn, ...app }),
+      secretString: appSecretValue({ masterarn: masterArn, ...app }),
     });
   }
   const handler = () =>
