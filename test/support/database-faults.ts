@@ -52,7 +52,7 @@ export interface DatabaseFaults {
 const MODES = [FaultMode.throwBefore, FaultMode.throwAfter, FaultMode.hang];
 
 /** The two strategies of a database as fault-matrix targets. */
-export function faultTargets(db: DatabaseFaults): Record<StrategyName, () => FaultTarget> {
+function faultTargets(db: DatabaseFaults): Record<StrategyName, () => FaultTarget> {
   const names = new Map<string, string>();
   const stored = (secretId: string, stage: string): StoredLogin | undefined => {
     const text = db.fake.valueOf(secretId, stage);

@@ -135,7 +135,7 @@ export interface CorpusProfile {
 }
 
 /** `text` as a regex source that matches it literally. */
-export const quote = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+const quote = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 export function secretCases(profile: CorpusProfile): SecretCase[] {
   const cases: SecretCase[] = [];
