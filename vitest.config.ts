@@ -58,6 +58,23 @@ export default defineConfig({
           fileParallelism: false,
         },
       },
+      {
+        test: {
+          name: 'security',
+          include: ['test/security/**/*.test.ts'],
+          environment: 'node',
+          env: awsEnv,
+          setupFiles: ['test/support/leak-guard-setup.ts'],
+          globalSetup: [
+            'test/support/postgres-global-setup.ts',
+            'test/support/mysql-global-setup.ts',
+            'test/support/mongo-global-setup.ts',
+          ],
+          testTimeout: 120_000,
+          hookTimeout: 180_000,
+          fileParallelism: false,
+        },
+      },
     ],
   },
 });

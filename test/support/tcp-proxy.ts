@@ -7,6 +7,8 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 export class TcpProxy {
   /** How the next connections are treated: passed through, or reset at once. */
   private resets = 0;
+  /** While set, bytes from the client are held back, never forwarded: a silent network stall. */
+  private stalled = false;
   private readonly sockets = new Set<Socket>();
   connections = 0;
 
@@ -33,7 +35,11 @@ export class TcpProxy {
       };
       client.on('error', drop).on('close', drop);
       upstream.on('error', drop).on('close', drop);
-      client.pipe(upstream).pipe(client);
+      client.on('data', (chunk) => {
+        if (proxy?.stalled) return;
+        upstream.write(chunk);
+      });
+      upstream.pipe(client);
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const address = server.address();
@@ -45,6 +51,19 @@ export class TcpProxy {
   /** Resets the next `count` connections (ECONNRESET on the client side). */
   resetNext(count = 1): void {
     this.resets = count;
+  }
+
+  /**
+   * From now on, whatever the clients send is swallowed (connections stay open, nothing is
+   * answered or closed): the network path goes silent, as when a route or NAT entry dies.
+   */
+  stall(): void {
+    this.stalled = true;
+  }
+
+  /** Forwards again (bytes swallowed while stalled stay lost). */
+  resume(): void {
+    this.stalled = false;
   }
 
   async stop(): Promise<void> {
