@@ -27,6 +27,13 @@ export interface Login {
 export interface ConnectOptions {
   /** Give up connecting after this long, in ms. */
   timeoutMs?: number;
+  /**
+   * Epoch ms by which the session must be done: the invocation's deadline. Every statement or
+   * command of the session is bounded by it on the client side, and the server is told to end
+   * a session left idle in a transaction, so a silent network stall can neither outlive the
+   * invocation nor leave a lock that blocks the service's retry.
+   */
+  deadline?: number;
   /** Receives the warning when `prefer` falls back to plaintext. */
   logger?: RotationLogger;
 }

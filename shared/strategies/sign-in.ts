@@ -25,7 +25,11 @@ export async function connectWithRetry<C>(
   for (let attempt = 0; ; attempt++) {
     const timeoutMs = Math.min(MAX_CONNECT_MS, Math.max(1_000, context.remainingMs()));
     try {
-      return await db.connect(login, { timeoutMs, logger: context.logger });
+      return await db.connect(login, {
+        timeoutMs,
+        deadline: Date.now() + context.remainingMs(),
+        logger: context.logger,
+      });
     } catch (error) {
       if (!(error instanceof TooManyConnectionsError)) throw error;
       const delay = Math.random() * Math.min(4_000, 100 * 2 ** attempt);
