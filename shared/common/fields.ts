@@ -18,7 +18,32 @@ export function jsonObject(text: string, source: string): Record<string, unknown
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new InvalidSecretError(`${source} must be a JSON object`, 'SecretString');
   }
+  // JSON.parse nests as deep as the text does, but JSON.stringify (serialising the secret with
+  // its other keys kept) and the logger recurse: a few thousand levels end in a RangeError.
+  if (nestingDepth(value, MAX_JSON_DEPTH) > MAX_JSON_DEPTH) {
+    throw new InvalidSecretError(
+      `${source} nests objects or arrays deeper than ${MAX_JSON_DEPTH} levels`,
+      'SecretString',
+    );
+  }
   return value as Record<string, unknown>;
+}
+
+/** Deepest nesting a secret value may have; AWS's own templates use 1. */
+export const MAX_JSON_DEPTH = 32;
+
+/** Nesting depth of a parsed JSON value, counted without recursion and stopping past `limit`. */
+function nestingDepth(root: unknown, limit: number): number {
+  let deepest = 0;
+  const stack: [unknown, number][] = [[root, 1]];
+  while (stack.length > 0) {
+    const [value, depth] = stack.pop() as [unknown, number];
+    if (typeof value !== 'object' || value === null) continue;
+    deepest = Math.max(deepest, depth);
+    if (deepest > limit) return deepest;
+    for (const child of Object.values(value)) stack.push([child, depth + 1]);
+  }
+  return deepest;
 }
 
 export function stringField(

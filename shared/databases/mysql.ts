@@ -596,6 +596,7 @@ export function createMysql(options: MysqlOptions = {}): Database<MysqlSession> 
     engines: ['mysql', 'aurora-mysql', 'mariadb'],
     defaultPort: 3306,
     defaultDatabase: '',
+    masterDatabase: '',
     maxUsernameLength: Math.min(80, usernameLimit ?? 80),
     maxUsernameLengthFor: (engine) =>
       Math.min(engine === 'mariadb' ? 80 : 32, usernameLimit ?? Number.POSITIVE_INFINITY),

@@ -184,6 +184,7 @@ export function createPostgres(options: PostgresOptions = {}): Database<Client> 
     engines: ['postgres', 'aurora-postgresql'],
     defaultPort: 5432,
     defaultDatabase: 'postgres',
+    masterDatabase: 'postgres',
     maxUsernameLength: 63,
 
     async connect(login: Login, connectOptions: ConnectOptions = {}): Promise<Client> {

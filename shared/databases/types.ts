@@ -58,6 +58,12 @@ export interface Database<C> {
   readonly engines: readonly string[];
   readonly defaultPort: number;
   readonly defaultDatabase: string;
+  /**
+   * The database the master signs in to when its secret names none (PostgreSQL `postgres`,
+   * MySQL none): never the application's, whose owner may have planted objects in it. Absent,
+   * the application secret's `dbname` (MongoDB: the authentication database).
+   */
+  readonly masterDatabase?: string;
   /** Longest user name the server accepts. */
   readonly maxUsernameLength: number;
   /**

@@ -249,14 +249,16 @@ export function createRotationHandler<S>(options: RotationHandlerOptions<S>): Ro
 
     switch (event.Step) {
       case 'createSecret': {
-        await context.current();
-        // Is the pending value there already (a retry)? Ask only when the answer is free (cached
-        // by an earlier step) or when creating a value costs more than a call (minting a key):
-        // otherwise PutSecretValue answers the same question with ResourceExistsException.
-        if (
-          (store.isCached(token) || strategy.discardPending) &&
-          (await parseStored(Stage.pending, token)) !== undefined
-        ) {
+        const [, existing] = await Promise.all([
+          context.current(),
+          parseStored(Stage.pending, token),
+        ]);
+        // Is the pending value there already (a retry)? Always ask, before generating: the
+        // no-lockout guarantee must not rest on PutSecretValue refusing a second value for the
+        // token (ResourceExistsException). An emulator nobody here wrote (moto) accepts it, and
+        // a retried createSecret after a setSecret that succeeded would then replace the
+        // password the database already has. One GetSecretValue, free when cached.
+        if (existing !== undefined) {
           logger.info('pending value already created');
           return false;
         }

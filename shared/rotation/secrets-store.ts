@@ -68,11 +68,6 @@ export class SecretStore {
     return this.description;
   }
 
-  /** True when this version's value is known without a call. */
-  isCached(versionId: string): boolean {
-    return this.cache?.get(this.secretId, versionId) !== undefined;
-  }
-
   /** The version's SecretString, or undefined when that version or stage has no value. */
   read(query: VersionQuery): Promise<string | undefined> {
     const key = `${query.versionId ?? ''}/${query.stage}`;

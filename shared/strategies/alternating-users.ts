@@ -222,10 +222,14 @@ export function alternatingUsers<C>(
         ...loginOf(current),
         user: master.username,
         password: master.password,
-        database: master.dbname ?? current.dbname,
+        // The master signs in to its own database, never to one the application user owns
+        // (and may have planted functions in), unless its own secret says so.
+        database: master.dbname ?? db.masterDatabase ?? current.dbname,
         usersDatabase: current.dbname,
-        // Whoever can write the app secret must not downgrade the master's sign-in to plaintext.
-        tls: master.tls ?? (current.tls === 'disable' ? 'prefer' : current.tls),
+        // A privileged credential goes only over verified TLS unless its own secret says
+        // "ssl": false: neither the app secret's writer nor an on-path attacker who answers
+        // "no TLS" can make it travel in plaintext.
+        tls: master.tls ?? 'verify',
       };
       await withConnection(db, masterLogin, step, async (connection) => {
         // The original (the name without _clone) is the source of truth. Where accounts have a

@@ -31,6 +31,10 @@ export function databaseSecretStrategy<C>(db: Database<C>) {
   };
 }
 
+/** The same user of the same account at the same server: where one secret's password may go. */
+export const sameAccount = (a: DatabaseSecret, b: DatabaseSecret): boolean =>
+  a.username === b.username && sameHost(a.host, b.host) && a.port === b.port && a.scope === b.scope;
+
 /** Pending must target the same server and account scope as AWSCURRENT: never act elsewhere. */
 export function requireSameServer(
   pending: DatabaseSecret,
@@ -91,15 +95,19 @@ export function singleUser<C>(db: Database<C>): Strategy<DatabaseSecret> {
       let signedInWith = 'AWSCURRENT';
       if (connection === undefined) {
         // AWSPREVIOUS helps when the database was restored, or a person reset the password, to
-        // the value before the last rotation.
+        // the value before the last rotation. Its password goes only where AWSPREVIOUS itself
+        // points, and only when that is AWSCURRENT's account: whoever can PutSecretValue can
+        // write an AWSCURRENT naming their own server, and AWSPREVIOUS then holds the real,
+        // still valid password (the service moved it there).
         const previous = await step.previous();
-        if (previous !== undefined && previous.username === current.username) {
-          connection = await trySignIn(
-            db,
-            { ...loginOf(current), password: previous.password },
-            step,
-          );
+        if (previous !== undefined && sameAccount(previous, current)) {
+          connection = await trySignIn(db, loginOf(previous), step);
           signedInWith = 'AWSPREVIOUS';
+        } else if (previous !== undefined) {
+          step.logger.warn(
+            'AWSPREVIOUS names another user, host, port or account than AWSCURRENT; not sending its password there',
+            { user: current.username },
+          );
         }
       }
       if (connection === undefined) {

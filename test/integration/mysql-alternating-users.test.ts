@@ -34,6 +34,7 @@ describe('mysql alternating users', () => {
         port: admin.port,
         username: admin.username,
         password: admin.password,
+        ssl: false,
       }),
     });
   });

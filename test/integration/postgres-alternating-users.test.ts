@@ -2,6 +2,7 @@ import { DescribeDBInstancesCommand, RDSClient } from '@aws-sdk/client-rds';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { rdsEndpointResolver } from '../../shared/aws/rds-endpoint.js';
+import { TlsError } from '../../shared/common/errors.js';
 import { createPostgres } from '../../shared/databases/postgres.js';
 import { alternatingUsers } from '../../shared/strategies/alternating-users.js';
 import { PgAdmin, queryAs, randomName, signsIn } from '../support/pg-admin.js';
@@ -26,6 +27,7 @@ describe('postgres alternating users', () => {
         port: admin.port,
         username: admin.username,
         password: admin.password,
+        ssl: false,
       }),
     });
   });
@@ -111,7 +113,7 @@ describe('postgres alternating users', () => {
     await admin.query(`DROP TABLE ${direct}, ${viaRole}, ${later}`);
   });
 
-  it('finds the host of an RDS-managed master secret through the RDS API', async () => {
+  it('finds the host of an RDS-managed master secret through the RDS API, and signs the master in only over verified TLS', async () => {
     // Prepare: the master secret holds only credentials and RDS's tag, as RDS creates it.
     const instanceArn = 'arn:aws:rds:us-east-1:123456789012:db:orders';
     const managed = harness.fake.createSecret({
@@ -134,10 +136,13 @@ describe('postgres alternating users', () => {
     );
     rds.restore();
 
-    // Assess
-    expect(result.completed, String(result.error)).toBe(true);
-    expect(harness.secret(secretId).username).toBe(`${name}_clone`);
+    // Assess: the host came from RDS; the secret says nothing of TLS, and this test server
+    // offers none, so the master's password is never sent and nothing changes.
     expect(rds.commandCalls(DescribeDBInstancesCommand)).toHaveLength(1);
     expect(harness.logs.messages()).toContain('found the master host through the RDS API');
+    expect(result.completed).toBe(false);
+    expect(result.error).toBeInstanceOf(TlsError);
+    expect(await admin.userExists(`${name}_clone`)).toBe(false);
+    expect(harness.secret(secretId).username).toBe(name);
   });
 });

@@ -91,6 +91,8 @@ const adminParts = (
       port: admin().port,
       username: admin().username,
       password: admin().password,
+      // The test servers are plaintext on loopback: the master says so itself.
+      ssl: false,
     }),
   };
 };

@@ -114,6 +114,12 @@ export interface FakeSecretsManagerOptions {
   accountId?: string;
   /** Clock for CreatedDate, LastChangedDate, DeletedDate...; default `new Date()`. */
   now?: () => Date;
+  /**
+   * PutSecretValue with a token whose version has a value replaces the value instead of
+   * answering ResourceExistsException, as moto (a Secrets Manager emulator) does: the
+   * functions must stay correct without that one refusal.
+   */
+  overwriteVersions?: boolean;
 }
 
 interface Version {
@@ -223,6 +229,7 @@ export class FakeSecretsManager {
   private readonly region: string;
   private readonly accountId: string;
   private readonly now: () => Date;
+  private readonly overwriteVersions: boolean;
   private readonly secrets = new Map<string, Secret>();
   private readonly faults = new Map<string, Fault[]>();
   private readonly storedValues: string[] = [];
@@ -231,6 +238,7 @@ export class FakeSecretsManager {
     this.region = options.region ?? 'us-east-1';
     this.accountId = options.accountId ?? '123456789012';
     this.now = options.now ?? (() => new Date());
+    this.overwriteVersions = options.overwriteVersions ?? false;
   }
 
   /** Forget every secret, call, fault and recorded value. */
@@ -495,17 +503,19 @@ export class FakeSecretsManager {
         const same =
           existing.secretString === input.SecretString &&
           sameBytes(existing.secretBinary, input.SecretBinary);
-        if (!same) {
+        if (!same && !this.overwriteVersions) {
           throw resourceExists(
             "You can't modify an existing version, you can only create a new version.",
           );
         }
-        return {
-          ARN: secret.arn,
-          Name: secret.name,
-          VersionId: existing.id,
-          VersionStages: [...existing.stages],
-        };
+        if (same) {
+          return {
+            ARN: secret.arn,
+            Name: secret.name,
+            VersionId: existing.id,
+            VersionStages: [...existing.stages],
+          };
+        }
       }
       const version: Version = existing ?? { id: token, stages: [], createdDate: this.now() };
       this.setValue(version, input.SecretString, input.SecretBinary);

@@ -2,7 +2,7 @@ import type { Database } from '../../shared/databases/types.js';
 import { createRotationHandler, type RotationHandler } from '../../shared/rotation/handler.js';
 import type { Strategy } from '../../shared/rotation/types.js';
 import type { DatabaseSecret } from '../../shared/strategies/database-secret.js';
-import { FakeSecretsManager } from './fake-secrets-manager.js';
+import { FakeSecretsManager, type FakeSecretsManagerOptions } from './fake-secrets-manager.js';
 import {
   type FakeSecretsManagerServer,
   startFakeSecretsManagerServer,
@@ -15,9 +15,13 @@ import { type RotationEvent, retry, rotate, type Step } from './rotation-driver.
  * (found through SECRETS_MANAGER_ENDPOINT, as a VPC endpoint would be).
  */
 export class RotationHarness {
-  readonly fake = new FakeSecretsManager();
+  readonly fake: FakeSecretsManager;
   readonly logs = new LogRecorder();
   private server?: FakeSecretsManagerServer;
+
+  constructor(options: FakeSecretsManagerOptions = {}) {
+    this.fake = new FakeSecretsManager(options);
+  }
 
   async start(): Promise<this> {
     this.server = await startFakeSecretsManagerServer(this.fake);

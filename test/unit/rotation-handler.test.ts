@@ -327,7 +327,7 @@ describe('createSecret', () => {
     vi.restoreAllMocks();
   });
 
-  it('makes eight Secrets Manager calls for a whole rotation in a warm function', async () => {
+  it('makes nine Secrets Manager calls for a whole rotation in a warm function', async () => {
     // Prepare
     const secretId = singleUserSecret();
     const handler = singleUserHandler();
@@ -340,6 +340,7 @@ describe('createSecret', () => {
     expect(fake.calls.map((call) => call.command)).toEqual([
       'DescribeSecret',
       'GetSecretValue', // AWSCURRENT
+      'GetSecretValue', // the token's version: no value yet (never trust PutSecretValue alone)
       'GetRandomPassword',
       'PutSecretValue',
       'DescribeSecret', // setSecret: both values come from the cache

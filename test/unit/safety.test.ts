@@ -336,7 +336,7 @@ describe('alternating users guards', () => {
     expect(db.actions.filter((a) => !a.startsWith('connect'))).toEqual([]);
   });
 
-  it("signs the master in with the master secret's TLS mode, never weaker than TLS preferred", async () => {
+  it('signs the master in with verified TLS when the master secret says nothing of TLS', async () => {
     // Prepare: the app secret asks for plaintext; the master secret says nothing of TLS.
     const secretId = setup({ ssl: false });
 
@@ -344,7 +344,7 @@ describe('alternating users guards', () => {
     await runAlt(secretId);
 
     // Assess
-    expect(db.logins.filter((l) => l.user === 'root').map((l) => l.tls)).toEqual(['prefer']);
+    expect(db.logins.filter((l) => l.user === 'root').map((l) => l.tls)).toEqual(['verify']);
     const others = db.logins.filter((l) => l.user !== 'root');
     expect(others.length).toBeGreaterThan(1);
     expect(new Set(others.map((l) => l.tls))).toEqual(new Set(['disable']));
