@@ -1,0 +1,145 @@
+import { connect, createServer, type Server, type Socket } from 'node:net';
+
+/** What a hostile endpoint obtained from one connection. */
+export interface Capture {
+  user: string;
+  database: string;
+  /** The cleartext password the client sent when asked for one. */
+  password: string;
+  /** Whether the client asked for TLS first (SSLRequest) and was told "no". */
+  askedForTls: boolean;
+}
+
+const SSL_REQUEST = 80877103;
+const PROTOCOL_3 = 196608;
+
+/**
+ * A PostgreSQL endpoint run by an attacker, on loopback, speaking the real wire protocol: it
+ * answers SSLRequest with "N" (no TLS) and asks for the password in cleartext
+ * (AuthenticationCleartextPassword), which a client that accepts plaintext sends as it is. It
+ * then refuses the sign-in (28P01), so the client sees an ordinary wrong password.
+ *
+ * With `upstream`, it is an on-path attacker instead: connections of users that `capture` does
+ * not select are relayed to the real server (after the same "no TLS" answer), so those sign-ins
+ * work and the rotation goes on to the privileged one.
+ */
+export class HostilePgServer {
+  readonly captures: Capture[] = [];
+  /** Every user name that tried to sign in, captured or relayed. */
+  readonly startups: string[] = [];
+  private readonly sockets = new Set<Socket>();
+
+  private constructor(
+    private readonly server: Server,
+    readonly port: number,
+  ) {}
+
+  static async start(
+    options: {
+      upstream?: { host: string; port: number };
+      capture?: (user: string) => boolean;
+    } = {},
+  ): Promise<HostilePgServer> {
+    const capture = options.capture ?? (() => true);
+    let self: HostilePgServer | undefined;
+    const server = createServer((client) => {
+      if (!self) return client.destroy();
+      self.sockets.add(client);
+      client.on('error', () => {});
+      let buffer = Buffer.alloc(0);
+      let askedForTls = false;
+      let captured: Omit<Capture, 'password'> | undefined;
+      const onData = (chunk: Buffer) => {
+        buffer = Buffer.concat([buffer, chunk]);
+        for (;;) {
+          if (captured === undefined) {
+            // Startup phase: untyped messages (length, then code).
+            if (buffer.length < 8) return;
+            const length = buffer.readInt32BE(0);
+            if (buffer.length < length) return;
+            const message = buffer.subarray(0, length);
+            buffer = buffer.subarray(length);
+            const code = message.readInt32BE(4);
+            if (code === SSL_REQUEST) {
+              askedForTls = true;
+              client.write('N');
+              continue;
+            }
+            if (code !== PROTOCOL_3) return void client.destroy();
+            const fields = message.subarray(8).toString('utf8').split('\0');
+            const params: Record<string, string> = {};
+            for (let i = 0; i + 1 < fields.length; i += 2) {
+              const key = fields[i];
+              if (key) params[key] = fields[i + 1] ?? '';
+            }
+            const user = params.user ?? '';
+            self?.startups.push(user);
+            if (options.upstream && !capture(user)) {
+              // Relay this sign-in to the real server, starting with the startup message.
+              client.off('data', onData);
+              const upstream = connect(options.upstream.port, options.upstream.host);
+              self?.sockets.add(upstream);
+              upstream.on('error', () => client.destroy());
+              client.on('close', () => upstream.destroy());
+              upstream.on('close', () => client.destroy());
+              upstream.write(message);
+              if (buffer.length > 0) upstream.write(buffer);
+              client.pipe(upstream).pipe(client);
+              return;
+            }
+            captured = { user, database: params.database ?? user, askedForTls };
+            // AuthenticationCleartextPassword: 'R', length 8, code 3.
+            const request = Buffer.alloc(9);
+            request.write('R', 0);
+            request.writeInt32BE(8, 1);
+            request.writeInt32BE(3, 5);
+            client.write(request);
+            continue;
+          }
+          // Typed messages: the PasswordMessage ('p').
+          if (buffer.length < 5) return;
+          const length = buffer.readInt32BE(1);
+          if (buffer.length < length + 1) return;
+          const type = String.fromCharCode(buffer[0] ?? 0);
+          const body = buffer.subarray(5, length + 1);
+          buffer = buffer.subarray(length + 1);
+          if (type === 'p') {
+            self?.captures.push({
+              ...captured,
+              password: body.toString('utf8').replace(/\0$/, ''),
+            });
+            client.end(
+              errorResponse('28P01', `password authentication failed for user "${captured.user}"`),
+            );
+            return;
+          }
+          if (type === 'X') return void client.end();
+        }
+      };
+      client.on('data', onData);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const address = server.address();
+    if (address === null || typeof address === 'string') throw new Error('no port');
+    self = new HostilePgServer(server, address.port);
+    return self;
+  }
+
+  /** Every password any client sent here. */
+  passwords(): string[] {
+    return this.captures.map((capture) => capture.password);
+  }
+
+  async stop(): Promise<void> {
+    for (const socket of this.sockets) socket.destroy();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+function errorResponse(code: string, message: string): Buffer {
+  const fields = Buffer.from(`SFATAL\0VFATAL\0C${code}\0M${message}\0\0`, 'utf8');
+  const header = Buffer.alloc(5);
+  header.write('E', 0);
+  header.writeInt32BE(fields.length + 4, 1);
+  return Buffer.concat([header, fields]);
+}
