@@ -27,6 +27,8 @@ export class HostilePgServer {
   readonly captures: Capture[] = [];
   /** Every user name that tried to sign in, captured or relayed. */
   readonly startups: string[] = [];
+  /** The user and database of every startup message, captured or relayed. */
+  readonly sessions: { user: string; database: string }[] = [];
   private readonly sockets = new Set<Socket>();
 
   private constructor(
@@ -74,6 +76,7 @@ export class HostilePgServer {
             }
             const user = params.user ?? '';
             self?.startups.push(user);
+            self?.sessions.push({ user, database: params.database ?? user });
             if (options.upstream && !capture(user)) {
               // Relay this sign-in to the real server, starting with the startup message.
               client.off('data', onData);
