@@ -7,9 +7,12 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { InvalidSecretError } from '../../shared/common/errors.js';
+import { createMysql } from '../../shared/databases/mysql.js';
 import { createPostgres } from '../../shared/databases/postgres.js';
 import { singleUser } from '../../shared/strategies/single-user.js';
+import { HostileMysqlServer } from '../support/hostile-mysql-server.js';
 import { HostilePgServer } from '../support/hostile-pg-server.js';
+import { MysqlAdmin, signsIn as mysqlSignsIn } from '../support/mysql-admin.js';
 import { PgAdmin, randomName, signsIn } from '../support/pg-admin.js';
 import { RotationHarness } from '../support/rotation-harness.js';
 
@@ -107,5 +110,66 @@ describe('a PutSecretValue holder on one secret (no database access)', () => {
     expect((result.error as InvalidSecretError).field).toBe('SecretString');
     expect(harness.fake.valueOf(secretId, 'AWSPENDING')).toBeUndefined();
     expect(await signsIn({ host: admin.host, port: admin.port, user: name, password })).toBe(true);
+  });
+});
+
+describe('a PutSecretValue holder on one MySQL/MariaDB secret (no database access)', () => {
+  let admin: MysqlAdmin;
+  let attacker: HostileMysqlServer;
+  const harness = new RotationHarness();
+  const users: string[] = [];
+
+  beforeAll(async () => {
+    admin = await MysqlAdmin.connect(inject('mysqlAdminUrl'));
+    await harness.start();
+    attacker = await HostileMysqlServer.start();
+  });
+
+  afterAll(async () => {
+    await attacker.stop();
+    await admin.dropUsers(users);
+    await admin.close();
+    await harness.stop();
+  });
+
+  it('never sends the real password (now AWSPREVIOUS) to an AWSCURRENT naming a server that offers its own RSA key for it', async () => {
+    // Prepare
+    const name = randomName('sec_writer');
+    const password = `real-${randomUUID()}`;
+    await admin.createUser(name, password);
+    users.push(name);
+    const real = {
+      engine: admin.mariadb ? 'mariadb' : 'mysql',
+      host: admin.host,
+      port: admin.port,
+      username: name,
+      password,
+      ssl: false,
+    };
+    const secretId = harness.fake.createSecret({
+      name: `app/${randomName('secret')}`,
+      secretString: JSON.stringify(real),
+    });
+    harness.fake.putSecretValue({
+      SecretId: secretId,
+      ClientRequestToken: randomUUID(),
+      SecretString: JSON.stringify({
+        ...real,
+        port: attacker.port,
+        password: 'attacker-knows-this',
+      }),
+      VersionStages: ['AWSCURRENT'],
+    });
+
+    // Act
+    const result = await harness.rotate(harness.handler(singleUser(createMysql())), secretId);
+
+    // Assess
+    expect(result.completed).toBe(false);
+    expect(attacker.users).toContain(name);
+    expect(attacker.passwords()).not.toContain(password);
+    expect(await mysqlSignsIn({ host: admin.host, port: admin.port, user: name, password })).toBe(
+      true,
+    );
   });
 });
