@@ -33,7 +33,12 @@ export function databaseSecretStrategy<C>(db: Database<C>) {
 
 /** The same user of the same account at the same server: where one secret's password may go. */
 export const sameAccount = (a: DatabaseSecret, b: DatabaseSecret): boolean =>
-  a.username === b.username && sameHost(a.host, b.host) && a.port === b.port && a.scope === b.scope;
+  a.username === b.username &&
+  sameHost(a.host, b.host) &&
+  a.port === b.port &&
+  a.scope === b.scope &&
+  // MongoDB: the authentication database is part of the user's identity.
+  a.dbname === b.dbname;
 
 /** Pending must target the same server and account scope as AWSCURRENT: never act elsewhere. */
 export function requireSameServer(
@@ -52,6 +57,11 @@ export function requireSameServer(
       `AWSPENDING names another "${scopeField}" than AWSCURRENT`,
       scopeField,
     );
+  }
+  // On MongoDB a user is defined in its authentication database ("dbname"): another one is
+  // another user, even under the same name. Elsewhere a different database is never needed.
+  if (pending.dbname !== current.dbname) {
+    throw new InvalidSecretError('AWSPENDING names another "dbname" than AWSCURRENT', 'dbname');
   }
 }
 

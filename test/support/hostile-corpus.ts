@@ -265,6 +265,13 @@ export function secretCases(profile: CorpusProfile): SecretCase[] {
       expect: /AWSPENDING names host .*:1 but/,
     },
     {
+      // MongoDB: the same name in another authentication database is another user.
+      kind: 'pending',
+      name: 'AWSPENDING names another dbname',
+      value: (v) => json(v, { dbname: 'other_database' }),
+      expect: /AWSPENDING names another "dbname" than AWSCURRENT/,
+    },
+    {
       kind: 'pending',
       name: 'AWSPENDING is not JSON',
       value: () => 'not json at all',
