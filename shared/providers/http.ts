@@ -54,6 +54,8 @@ export interface HttpClientOptions {
   timeoutMs?: number;
   /** Attempts per request, the first included (default 5). */
   maxAttempts?: number;
+  /** Largest answer body read, in bytes (default 2 MiB); a larger one fails the call. */
+  maxBodyBytes?: number;
   /** Reads the provider's error body. */
   describeError?: (body: unknown) => ProviderErrorDetail;
   /** For tests: the fetch to use and how to wait. */
@@ -82,19 +84,67 @@ const BACKOFF_CAP_MS = 8_000;
 
 const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
+/** Longest provider message kept (before scrubbing), in characters. */
+const SCRUB_MAX_LENGTH = 1_024;
+/**
+ * A maximal run of the characters keys are made of. One character class, greedy, and a match
+ * can only end where the class ends: linear in the input, whatever a hostile provider sends
+ * (the earlier `eyJ[\w-]*\.…` patterns were quadratic on `eyJ-eyJ-…`).
+ */
+const TOKEN = /[\w.*-]+/g;
+/** Where a key starts inside a token: SendGrid `SG.`, Stripe `sk_live_` & co, JWE/JWT `eyJ`. */
+const KEY_START = /(?<!\w)(?:SG\.|[prs]k_(?:live|test)_|eyJ)/;
+
 /**
  * Replaces every `secrets` value and anything shaped like a SendGrid, Stripe or JWE token with
- * `***`: provider messages sometimes quote part of the key they refused.
+ * `***`: provider messages sometimes quote part of the key they refused. Reads at most
+ * `maxLength` characters of `text` (plus the longest secret, so that one crossing the cut is
+ * still found) and runs in time linear in that: the text comes from the provider's answer.
+ *
+ * @example
+ * scrubSecrets('bad key SG.x1.y2', []); // 'bad key SG.***'
  */
-export function scrubSecrets(text: string, secrets: readonly string[] = []): string {
-  let out = text;
+export function scrubSecrets(
+  text: string,
+  secrets: readonly string[] = [],
+  maxLength = SCRUB_MAX_LENGTH,
+): string {
+  const longest = secrets.reduce((max, secret) => Math.max(max, secret.length), 0);
+  const window = text.slice(0, maxLength + longest);
+  /** [start, end, replacement], start < maxLength. Secrets first: they win a tie. */
+  const ranges: [number, number, string][] = [];
   for (const secret of secrets) {
-    if (secret.length >= 4) out = out.split(secret).join('***');
+    if (secret.length < 4) continue;
+    for (let at = window.indexOf(secret); at !== -1 && at < maxLength; ) {
+      ranges.push([at, at + secret.length, '***']);
+      at = window.indexOf(secret, at + secret.length);
+    }
   }
-  return out
-    .replace(/\bSG\.[\w-]+\.[\w-]+/g, 'SG.***')
-    .replace(/\b(sk|rk|pk)_(live|test)_[\w*]+/g, '$1_$2_***')
-    .replace(/\beyJ[\w-]*\.[\w-]*\.[\w-]*\.[\w-]*\.[\w-]*/g, '***');
+  for (const match of window.matchAll(TOKEN)) {
+    if (match.index >= maxLength) break;
+    const token = match[0];
+    const start = token.search(KEY_START);
+    if (start < 0 || match.index + start >= maxLength) continue;
+    const rest = token.slice(start);
+    const replacement = rest.startsWith('SG.')
+      ? 'SG.***'
+      : rest.startsWith('eyJ')
+        ? '***'
+        : `${rest.slice(0, 8)}***`;
+    ranges.push([match.index + start, match.index + token.length, replacement]);
+  }
+  ranges.sort((a, b) => a[0] - b[0]);
+  let out = '';
+  let at = 0;
+  for (const [start, end, replacement] of ranges) {
+    if (end <= at) continue;
+    if (start >= at) {
+      out += text.slice(at, start) + replacement;
+    }
+    at = end;
+  }
+  if (at < maxLength) out += text.slice(at, maxLength);
+  return Math.max(at, maxLength) < text.length ? `${out}…` : out;
 }
 
 /**
@@ -179,8 +229,51 @@ function classifyNetworkError(error: unknown, where: string, timeoutMs: number):
   });
 }
 
-async function readJson(response: Response): Promise<unknown> {
-  const text = await response.text();
+/** Largest answer body read by default: a Twilio page of 1000 keys is about 250 KB. */
+const MAX_BODY_BYTES = 2 * 1024 * 1024;
+
+/** The answer was larger than the client reads: refused, not retried. */
+class BodyTooLargeError extends ProviderError {
+  override name = 'BodyTooLargeError';
+}
+
+/**
+ * Reads a JSON body of at most `limit` bytes. A hostile or broken provider cannot make the
+ * function buffer more than that (a Lambda has 128 MB); the attempt's timeout also bounds a body
+ * that drips in slowly, because the fetch signal covers the body stream.
+ */
+async function readJson(
+  response: Response,
+  limit: number,
+  where: string,
+  provider: string,
+): Promise<unknown> {
+  const tooLarge = () =>
+    new BodyTooLargeError(
+      `${where} answered with a body larger than ${limit} bytes; refusing to read it`,
+      provider,
+      response.status,
+    );
+  const declared = Number(response.headers.get('content-length') ?? Number.NaN);
+  if (Number.isFinite(declared) && declared > limit) {
+    await response.body?.cancel().catch(() => undefined);
+    throw tooLarge();
+  }
+  if (response.body === null) return undefined;
+  const reader = response.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > limit) {
+      await reader.cancel().catch(() => undefined);
+      throw tooLarge();
+    }
+    chunks.push(value);
+  }
+  const text = Buffer.concat(chunks).toString('utf8');
   if (text.trim() === '') return undefined;
   try {
     return JSON.parse(text);
@@ -208,6 +301,7 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
   const doFetch = options.fetch ?? ((input, init) => fetch(input, init));
   const sleep = options.sleep ?? defaultSleep;
   const random = options.random ?? Math.random;
+  const maxBodyBytes = options.maxBodyBytes ?? MAX_BODY_BYTES;
   if (!Number.isInteger(timeoutMs) || timeoutMs < 100) {
     throw new RangeError(`${provider} HTTP timeout must be a whole number of ms >= 100`);
   }
@@ -222,7 +316,7 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
     const described = options.describeError?.(response.body) ?? {};
     const code = described.code ? `, code ${described.code}` : '';
     const message = described.message
-      ? `: ${scrubSecrets(described.message, request.secrets).slice(0, 300)}`
+      ? `: ${scrubSecrets(described.message, request.secrets, 300)}`
       : '';
     return `(HTTP ${response.status}${code})${message}`;
   }
@@ -278,10 +372,17 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
           headers: { accept: 'application/json', ...request.headers },
           ...(request.body === undefined ? {} : { body: request.body }),
           signal: AbortSignal.timeout(attemptTimeout),
+          // A redirect is an error, never followed: the Authorization header must not go to
+          // whatever host a Location names (fetch's default, 'follow', would send it there).
           redirect: 'error',
         });
-        response = { status: raw.status, headers: raw.headers, body: await readJson(raw) };
+        response = {
+          status: raw.status,
+          headers: raw.headers,
+          body: await readJson(raw, maxBodyBytes, where(request), provider),
+        };
       } catch (error) {
+        if (error instanceof BodyTooLargeError) throw error;
         const failure = classifyNetworkError(error, where(request), attemptTimeout);
         const delay = backoffMs(attempt);
         if (

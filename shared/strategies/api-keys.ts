@@ -5,7 +5,13 @@ import {
   InvalidSecretError,
   RotationError,
 } from '../common/errors.js';
-import { jsonObject, optionalStringField, stringField } from '../common/fields.js';
+import {
+  type Fields,
+  jsonObject,
+  optionalStringArrayField,
+  optionalStringField,
+  stringField,
+} from '../common/fields.js';
 import type { KeyProvider, KeySummary } from '../providers/types.js';
 import type { Stage, StepContext, Strategy } from '../rotation/types.js';
 
@@ -59,6 +65,65 @@ interface Settings {
 
 const KEY_ID = /^[A-Za-z0-9_-]{1,255}$/;
 const PREFIX = /^[A-Za-z0-9][A-Za-z0-9-]{0,23}$/;
+
+/** An ARN pattern of `allowedsecrets`: `*` and `?` wildcards, as in IAM. */
+const ARN_PATTERN = /^arn:\S{1,2044}$/;
+
+/**
+ * IAM-style wildcard match: `*` any run of characters, `?` exactly one; case-sensitive. One
+ * backtrack point, no regex: O(pattern × ARN) at worst, both bounded.
+ *
+ * @example
+ * arnMatches('arn:aws:secretsmanager:*:123456789012:secret:team-a/*', arn);
+ */
+export function arnMatches(pattern: string, arn: string): boolean {
+  let p = 0;
+  let s = 0;
+  let star = -1;
+  let resume = 0;
+  while (s < arn.length) {
+    if (p < pattern.length && (pattern[p] === '?' || pattern[p] === arn[s])) {
+      p++;
+      s++;
+    } else if (p < pattern.length && pattern[p] === '*') {
+      star = p++;
+      resume = s;
+    } else if (star >= 0) {
+      p = star + 1;
+      s = ++resume;
+    } else {
+      return false;
+    }
+  }
+  while (pattern[p] === '*') p++;
+  return p === pattern.length;
+}
+
+/**
+ * The managing secret names the secrets allowed to use it (`allowedsecrets`, written by whoever
+ * administers it); a rotated secret's `adminarn` is written by anyone with PutSecretValue on
+ * that secret, so it alone proves nothing. Fails closed when the field is missing.
+ */
+export function requireAllowedSecret(raw: Fields, where: string, secretArn: string): void {
+  const allowed = optionalStringArrayField(raw, 'allowedsecrets', where, {
+    maxItems: 100,
+    itemPattern: ARN_PATTERN,
+    describe:
+      'a secret ARN or ARN pattern (with * and ?), such as arn:aws:secretsmanager:us-east-1:123456789012:secret:team-a/*',
+  });
+  if (allowed === undefined) {
+    throw new InvalidSecretError(
+      `field "adminarn" names ${where}, which has no "allowedsecrets": add "allowedsecrets": ["${secretArn}"] (ARN patterns with * allowed) to its value to let this secret use it`,
+      'adminarn',
+    );
+  }
+  if (!allowed.some((pattern) => arnMatches(pattern, secretArn))) {
+    throw new InvalidSecretError(
+      `field "adminarn" names ${where}, whose "allowedsecrets" does not list this secret (${secretArn}); refusing to act through it`,
+      'adminarn',
+    );
+  }
+}
 
 /** Reads and validates the strategy's settings, so a bad value fails at cold start. */
 export function apiKeySettings(options: ApiKeysOptions = {}): Settings {
@@ -143,8 +208,11 @@ function withKey<Spec>(secret: ApiKeySecret<Spec>, id: string, key: string): Api
  * key is stored; testSecret calls the provider with the new key, waiting while it propagates;
  * finishSecret's hook revokes the key superseded by a whole interval (the one that was
  * AWSPREVIOUS before the rotation), or with REVOKE_DEMOTED_KEY=immediately also the one that
- * just lost AWSCURRENT. Keys without this secret's tag are only ever revoked when a version of
- * the secret records them.
+ * just lost AWSCURRENT. Nothing is revoked without this secret's tag: the sweep lists by it, and
+ * a superseded key id (read from a stored version, which any PutSecretValue holder can write) is
+ * revoked only if the managing secret's account lists it under a name with the tag; any other
+ * key (the first one, made by a person) is left live with a warning. A managing secret acts only
+ * for the secrets its `allowedsecrets` names, checked before any provider call.
  *
  * @example
  * export const handler = createRotationHandler({ strategy: apiKeys(createSendGrid()), logger });
@@ -166,7 +234,10 @@ export function apiKeys<Spec, Admin>(
     if (secret.adminarn !== undefined) {
       const other = await step.otherSecret(secret.adminarn);
       const where = `managing secret ${secret.adminarn}`;
-      const admin = provider.parseAdmin(jsonObject(other.secretString, where), where, secret.spec);
+      const raw = jsonObject(other.secretString, where);
+      // Before any provider call: the credential acts only for the secrets it names.
+      requireAllowedSecret(raw, where, step.secretId);
+      const admin = provider.parseAdmin(raw, where, secret.spec);
       for (const value of provider.secretsOfAdmin(admin)) step.redact(value);
       return admin;
     }
@@ -292,6 +363,12 @@ export function apiKeys<Spec, Admin>(
       await sweep(step, admin, current.spec, keep, name);
       const minted = await provider.mint(admin, { name, spec: current.spec }, step);
       step.redact(minted.key);
+      if (!KEY_ID.test(minted.id)) {
+        // Stored, it would fail every later parse; the key carries our name, so a sweep revokes it.
+        throw new RotationError(
+          `${provider.name} answered the mint with a key id that is not 1 to 255 letters, digits, "_" and "-"; not storing it`,
+        );
+      }
       step.logger.info('minted a new key', { keyId: minted.id, name: minted.name });
       return withKey(current, minted.id, minted.key);
     },
@@ -354,8 +431,41 @@ export function apiKeys<Spec, Admin>(
         return;
       }
       const admin = await adminFor(step, now, 'AWSPENDING');
+      // The key ids come from stored versions, which anyone with PutSecretValue can write: revoke
+      // only a key the managing secret's own account lists, named as we name this secret's keys.
+      let listed: Map<string, string>;
+      try {
+        listed = new Map(
+          (await provider.list(admin, now.spec, step)).map((key) => [key.id, key.name]),
+        );
+      } catch (error) {
+        const detail = error instanceof Error ? error.message : String(error);
+        throw new RotationError(
+          `AWSCURRENT moved to the new key, but listing the account's keys before revoking the superseded key ${superseded.map(({ secret }) => secret.keyId).join(', ')} failed: ${detail}. Keys named ${ownPrefix(step)}… are revoked at the next rotation; revoke any other by hand`,
+          { cause: error },
+        );
+      }
       const failures: { keyId: string; error: unknown }[] = [];
       for (const { secret, was } of superseded) {
+        const name = listed.get(secret.keyId);
+        if (name === undefined) {
+          step.logger.info(
+            'the superseded key is not a live key of the account; nothing to revoke',
+            {
+              keyId: secret.keyId,
+              was,
+              outcome: 'not-found',
+            },
+          );
+          continue;
+        }
+        if (!name.startsWith(ownPrefix(step))) {
+          step.logger.warn(
+            'the superseded key was not minted by this function for this secret; left live: revoke it by hand once no client uses it',
+            { keyId: secret.keyId, name, was },
+          );
+          continue;
+        }
         try {
           const outcome = await provider.revoke(admin, secret.keyId, secret.spec, step);
           step.logger.info('revoked the superseded key', { keyId: secret.keyId, was, outcome });

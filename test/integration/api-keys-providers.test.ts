@@ -42,7 +42,10 @@ describe('SendGrid API key rotation', () => {
     const manager = fixture.fake.seedKey(`key-manager-${randomSuffix()}`);
     const adminArn = harness.fake.createSecret({
       name: `api-key-admin/sendgrid-${randomSuffix()}`,
-      secretString: JSON.stringify({ key: manager.secret }),
+      secretString: JSON.stringify({
+        key: manager.secret,
+        allowedsecrets: ['arn:aws:secretsmanager:*:*:secret:sendgrid/*'],
+      }),
     });
     const { secretId, firstKeyId } = fixture.provision(harness, {
       scopes: ['mail.send'],
@@ -50,14 +53,21 @@ describe('SendGrid API key rotation', () => {
     });
     Object.assign(fixture.fake.key(firstKeyId) ?? {}, { scopes: ['mail.send'] });
 
-    // Act
+    // Act: three rotations, so that a key the function minted is superseded by a whole interval.
     const first = await harness.rotate(handler(), secretId);
+    const minted = current(secretId).key_id;
     const second = await harness.rotate(handler(), secretId);
+    const third = await harness.rotate(handler(), secretId);
 
     // Assess
-    expect(first.completed && second.completed, String(first.error ?? second.error)).toBe(true);
+    expect(
+      first.completed && second.completed && third.completed,
+      String(first.error ?? second.error ?? third.error),
+    ).toBe(true);
+    expect(fixture.fake.key(minted)?.revokedAt).toBeDefined();
+    // The first key was made by a person, not named for this secret: left live, with a warning.
+    expect(fixture.fake.accepts(firstKeyId)).toBe(true);
     expect(fixture.fake.key(current(secretId).key_id)?.scopes).toEqual(['mail.send']);
-    expect(fixture.fake.key(firstKeyId)?.revokedAt).toBeDefined();
     expect(fixture.fake.accepts(manager.id)).toBe(true);
   });
 
@@ -166,18 +176,25 @@ describe('Twilio API key rotation', () => {
     });
     const from = fixture.fake.requests.length;
 
-    // Act
+    // Act: three rotations, so that a key the function minted is superseded by a whole interval.
     const first = await harness.rotate(handler(), secretId);
+    const minted = current(secretId).key_id;
     const second = await harness.rotate(handler(), secretId);
+    const third = await harness.rotate(handler(), secretId);
 
     // Assess
-    expect(first.completed && second.completed, String(first.error ?? second.error)).toBe(true);
+    expect(
+      first.completed && second.completed && third.completed,
+      String(first.error ?? second.error ?? third.error),
+    ).toBe(true);
+    expect(fixture.fake.key(minted)?.revokedAt).toBeDefined();
+    // The first key was made by a person, not named for this secret: left live, with a warning.
+    expect(fixture.fake.accepts(firstKeyId)).toBe(true);
     const newKey = fixture.fake.key(current(secretId).key_id);
     expect(newKey).toMatchObject({ type: 'restricted', iam: true, policy });
     const paths = new Set(fixture.fake.requests.slice(from).map((r) => `${r.method} ${r.path}`));
     expect(paths.has('POST /v1/Keys')).toBe(true);
     expect([...paths].some((path) => path.includes('/Keys.json'))).toBe(false);
-    expect(fixture.fake.key(firstKeyId)?.revokedAt).toBeDefined();
   });
 
   it('passes testSecret for a restricted key without the phone-number permission (70051: authenticated)', async () => {
@@ -200,6 +217,7 @@ describe('Twilio API key rotation', () => {
       secretString: JSON.stringify({
         account_sid: `AC${'9'.repeat(32)}`,
         auth_token: fixture.fake.authToken,
+        allowedsecrets: ['arn:aws:secretsmanager:*:*:secret:twilio/*'],
       }),
     });
     const { secretId } = fixture.provision(harness, { adminarn: adminArn });

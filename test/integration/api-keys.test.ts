@@ -74,7 +74,7 @@ describe.each([
     expect(texts.join('\n')).not.toMatch(/\*{8}[A-Za-z0-9]{4}/);
   };
 
-  it('rotates three times in a row: after each, exactly AWSCURRENT and AWSPREVIOUS are live and older keys are revoked', async () => {
+  it('rotates three times in a row: after each, exactly AWSCURRENT and AWSPREVIOUS are live, older keys of ours are revoked, and the first key (made by a person) is left live with a warning', async () => {
     // Prepare: the first key, a bystander, and a key another secret's rotation minted.
     const { secretId, firstKeyId } = fixture.provision(harness, { note: 'kept as is' });
     const bystander = fake.seedKey(`ci-deploy-${randomSuffix()}`);
@@ -99,13 +99,23 @@ describe.each([
       const live = fake
         .liveKeys()
         .filter((key) => recorded.has(key.id) || ourLiveKeys(secretId).includes(key))
-        .map((key) => key.id);
-      expect(live.sort()).toEqual([current.key_id, previous.key_id].sort());
+        .map((key) => key.id)
+        .filter((id) => id !== firstKeyId);
+      expect(live.sort()).toEqual(
+        [current.key_id, previous.key_id].filter((id) => id !== firstKeyId).sort(),
+      );
       expect(fake.accepts(current.key_id)).toBe(true);
       expect(fake.accepts(previous.key_id)).toBe(true);
       expect(current.note).toBe('kept as is');
     }
-    expect(fake.key(firstKeyId)?.revokedAt).toBeDefined();
+    expect(fake.accepts(firstKeyId)).toBe(true);
+    expect(
+      harness.logs.lines.find(
+        (entry) =>
+          entry.message.startsWith('the superseded key was not minted by this function') &&
+          entry.attributes.keyId === firstKeyId,
+      ),
+    ).toBeDefined();
     expect(fake.accepts(bystander.id)).toBe(true);
     expect(fake.accepts(otherSecrets.id)).toBe(true);
     expectNoLeaks();
@@ -267,20 +277,23 @@ describe.each([
   });
 
   it('revokes the demoted key at the end of the rotation with REVOKE_DEMOTED_KEY=immediately', async () => {
-    // Prepare: revoked keys keep answering for a while, as at real providers.
-    const { secretId, firstKeyId } = fixture.provision(harness);
+    // Prepare: AWSCURRENT holds a key the function minted; revoked keys keep answering for a
+    // while, as at real providers.
+    const { secretId } = fixture.provision(harness);
+    await harness.rotate(handler(), secretId);
+    const demoted = value(secretId).key_id;
     fake.revocationLagMs = 1_500;
 
     // Act
     const result = await harness.rotate(handler({ REVOKE_DEMOTED_KEY: 'immediately' }), secretId);
-    const answersDuringLag = fake.accepts(firstKeyId);
+    const answersDuringLag = fake.accepts(demoted);
     await sleep(1_600);
 
     // Assess
     expect(result.completed, String(result.error)).toBe(true);
-    expect(fake.key(firstKeyId)?.revokedAt).toBeDefined();
+    expect(fake.key(demoted)?.revokedAt).toBeDefined();
     expect(answersDuringLag).toBe(true);
-    expect(fake.accepts(firstKeyId)).toBe(false);
+    expect(fake.accepts(demoted)).toBe(false);
     expect(fake.accepts(value(secretId).key_id)).toBe(true);
   });
 
@@ -330,24 +343,31 @@ describe.each([
     expect(fake.accepts(value(secretId).key_id)).toBe(true);
   });
 
-  it('counts a superseded key that someone already deleted as revoked', async () => {
-    // Prepare: after one rotation, a person deletes the demoted key in the console.
-    const { secretId, firstKeyId } = fixture.provision(harness);
+  it('counts a superseded key that someone already deleted as gone, and completes', async () => {
+    // Prepare: after two rotations, a person deletes the demoted key (ours) in the console.
+    const { secretId } = fixture.provision(harness);
     const rotate = handler();
     await harness.rotate(rotate, secretId);
-    fake.revokeInConsole(firstKeyId);
+    const deleted = value(secretId).key_id;
+    await harness.rotate(rotate, secretId);
+    fake.revokeInConsole(deleted);
+    const from = fake.requests.length;
 
-    // Act: the next rotation revokes that same key.
+    // Act: the next rotation would revoke that same key.
     const result = await harness.rotate(rotate, secretId);
 
-    // Assess
+    // Assess: the account no longer lists it, so nothing is sent to revoke it.
     expect(result.completed, String(result.error)).toBe(true);
     const line = harness.logs.lines.find(
       (entry) =>
-        entry.message === 'revoked the superseded key' && entry.attributes.keyId === firstKeyId,
+        entry.message ===
+          'the superseded key is not a live key of the account; nothing to revoke' &&
+        entry.attributes.keyId === deleted,
     );
-    // SendGrid and Twilio answer 404; expiring an expired Stripe key is modelled as a no-op 200.
-    expect(line?.attributes.outcome).toBe(fixture.name === 'Stripe' ? 'revoked' : 'not-found');
+    expect(line?.attributes.outcome).toBe('not-found');
+    expect(fake.requests.slice(from).filter((request) => request.path.includes(deleted))).toEqual(
+      [],
+    );
   });
 
   it('keeps every key out of every log line and error, through failures and successes', async () => {

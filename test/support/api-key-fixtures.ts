@@ -41,6 +41,14 @@ export const randomSuffix = () => randomBytes(4).toString('hex');
 export const ownPrefix = (arn: string, prefix = 'rotation') =>
   `${prefix}-${createHash('sha256').update(arn).digest('hex').slice(0, 10)}-`;
 
+/**
+ * `allowedsecrets` of a managing secret serving exactly the secret named `name` (the fake, like
+ * Secrets Manager, appends `-` and six characters to the name in the ARN).
+ */
+export const allowing = (...names: string[]) => ({
+  allowedsecrets: names.map((name) => `arn:aws:secretsmanager:*:*:secret:${name}-??????`),
+});
+
 export function sendGridFixture(): ProviderFixture<FakeSendGrid> {
   const fake = new FakeSendGrid();
   return {
@@ -80,17 +88,19 @@ export function stripeFixture(mode: 'test' | 'live' = 'live'): ProviderFixture<F
         unknown
       >,
     provision(harness, fields = {}) {
+      const name = `stripe/${randomSuffix()}`;
       const adminArn = harness.fake.createSecret({
         name: `api-key-admin/stripe-${randomSuffix()}`,
         secretString: JSON.stringify({
           key: fake.managingKey,
           stripe_context: fake.contextAccount,
           private_key: privateKeyPem,
+          ...allowing(name),
         }),
       });
       const first = fake.seedKey(`checkout-${randomSuffix()}`);
       const secretId = harness.fake.createSecret({
-        name: `stripe/${randomSuffix()}`,
+        name,
         secretString: JSON.stringify({
           provider: 'stripe',
           key: first.secret,
@@ -116,13 +126,18 @@ export function twilioFixture(): ProviderFixture<FakeTwilio> {
         unknown
       >,
     provision(harness, fields = {}) {
+      const name = `twilio/${randomSuffix()}`;
       const adminArn = harness.fake.createSecret({
         name: `api-key-admin/twilio-${randomSuffix()}`,
-        secretString: JSON.stringify({ account_sid: fake.accountSid, auth_token: fake.authToken }),
+        secretString: JSON.stringify({
+          account_sid: fake.accountSid,
+          auth_token: fake.authToken,
+          ...allowing(name),
+        }),
       });
       const first = fake.seedKey(`sms-sender-${randomSuffix()}`);
       const secretId = harness.fake.createSecret({
-        name: `twilio/${randomSuffix()}`,
+        name,
         secretString: JSON.stringify({
           provider: 'twilio',
           key: first.secret,

@@ -152,6 +152,13 @@ export abstract class FakeProviderServer<K extends FakeKey> {
     this.faults.set(route, queue);
   }
 
+  /**
+   * Whether a request with these headers authenticates as this account (or tries to, with a key
+   * the account once had): how {@link FakeProviderAccounts} routes a request, as the real
+   * provider tells accounts apart by the credential.
+   */
+  abstract knowsCredential(headers: IncomingHttpHeaders): boolean;
+
   // ----------------------------------------------------------------------- key life (tests)
 
   /** Adds a key as if made in the provider's console (a bystander, or the first key). */

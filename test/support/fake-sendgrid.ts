@@ -7,6 +7,7 @@
  * Not modelled: subusers and `on-behalf-of`, billing scopes, GET/PUT/PATCH of one key, the
  * real wording of the key-limit message (not documented; the adapter does not rely on it).
  */
+import type { IncomingHttpHeaders } from 'node:http';
 import {
   ALNUM,
   bearer,
@@ -44,6 +45,11 @@ export class FakeSendGrid extends FakeProviderServer<SendGridKey> {
       createdAt: Date.now() - 86_400_000,
       ...extra,
     });
+  }
+
+  knowsCredential(headers: IncomingHttpHeaders): boolean {
+    const token = headers.authorization?.replace(/^Bearer /, '');
+    return [...this.keys.values()].some((key) => key.secret === token);
   }
 
   protected tooManyRequests(resetSeconds: number): FakeResponse {

@@ -19,6 +19,7 @@
  * limit (invented answer for `maxKeys`).
  */
 import { constants, createCipheriv, publicEncrypt, randomBytes } from 'node:crypto';
+import type { IncomingHttpHeaders } from 'node:http';
 import {
   ALNUM,
   bearer,
@@ -101,6 +102,13 @@ export class FakeStripe extends FakeProviderServer<StripeKey> {
 
   override allSecrets(): string[] {
     return [...super.allSecrets(), this.managingKey];
+  }
+
+  knowsCredential(headers: IncomingHttpHeaders): boolean {
+    const token = headers.authorization?.replace(/^Bearer /, '');
+    return (
+      token === this.managingKey || [...this.keys.values()].some((key) => key.secret === token)
+    );
   }
 
   protected tooManyRequests(resetSeconds: number): FakeResponse {

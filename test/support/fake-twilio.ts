@@ -16,6 +16,7 @@
  * Not modelled: subaccounts, regions and edges, signing keys, updates of a key, the real key
  * limit (Twilio documents none; the `maxKeys` switch answers an invented 400).
  */
+import type { IncomingHttpHeaders } from 'node:http';
 import {
   ALNUM,
   basic,
@@ -77,6 +78,14 @@ export class FakeTwilio extends FakeProviderServer<TwilioKey> {
 
   override allSecrets(): string[] {
     return [...super.allSecrets(), this.authToken];
+  }
+
+  knowsCredential(headers: IncomingHttpHeaders): boolean {
+    const header = headers.authorization ?? '';
+    const user = Buffer.from(header.replace(/^Basic /, ''), 'base64')
+      .toString('utf8')
+      .split(':')[0];
+    return user === this.accountSid || (user !== undefined && this.keys.has(user));
   }
 
   protected tooManyRequests(resetSeconds: number): FakeResponse {

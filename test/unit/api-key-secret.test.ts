@@ -5,7 +5,13 @@ import { createSendGrid } from '../../shared/providers/sendgrid.js';
 import { createStripe } from '../../shared/providers/stripe.js';
 import { createTwilio } from '../../shared/providers/twilio.js';
 import type { KeyProvider } from '../../shared/providers/types.js';
-import { apiKeySettings, apiKeys, parseApiKeySecret } from '../../shared/strategies/api-keys.js';
+import {
+  apiKeySettings,
+  apiKeys,
+  arnMatches,
+  parseApiKeySecret,
+  requireAllowedSecret,
+} from '../../shared/strategies/api-keys.js';
 
 const sendGrid = createSendGrid();
 const twilio = createTwilio();
@@ -255,5 +261,68 @@ describe('API-key strategy settings', () => {
     expect(error.message).toMatch(
       /STRIPE_API_VERSION must look like 2026-08-26\.preview, got "latest"/,
     );
+  });
+});
+
+describe('the binding of a managing secret to the secrets it serves', () => {
+  const arn = 'arn:aws:secretsmanager:us-east-1:123456789012:secret:team-a/mailer-AbCdEf';
+  const where =
+    'managing secret arn:aws:secretsmanager:us-east-1:123456789012:secret:api-key-admin/b';
+
+  it('matches ARN patterns as IAM does: * any run, ? one character, case-sensitive', () => {
+    // Act / Assess
+    expect(arnMatches(arn, arn)).toBe(true);
+    expect(arnMatches('arn:aws:secretsmanager:*:123456789012:secret:team-a/*', arn)).toBe(true);
+    expect(arnMatches('arn:aws:secretsmanager:us-east-1:*:secret:team-a/mailer-??????', arn)).toBe(
+      true,
+    );
+    expect(arnMatches('arn:aws:secretsmanager:*:*:secret:team-b/*', arn)).toBe(false);
+    expect(arnMatches('arn:aws:secretsmanager:*:*:secret:TEAM-A/*', arn)).toBe(false);
+    expect(
+      arnMatches('arn:aws:secretsmanager:us-east-1:123456789012:secret:team-a/mailer', arn),
+    ).toBe(false);
+    expect(arnMatches('arn:*:team-a/*-?????', arn)).toBe(false);
+  });
+
+  it('matches a pattern full of stars against a long ARN quickly', () => {
+    // Prepare
+    const pattern = `arn:${'*a'.repeat(1000)}*b`;
+    const long = `arn:${'a'.repeat(2040)}`;
+
+    // Act
+    const started = performance.now();
+    const matched = arnMatches(pattern, long);
+
+    // Assess
+    expect(matched).toBe(false);
+    expect(performance.now() - started).toBeLessThan(500);
+  });
+
+  it('fails closed, naming "adminarn", when the managing secret lists no secrets', () => {
+    // Act
+    const missing = () => requireAllowedSecret({ key: 'x' }, where, arn);
+    const other = () =>
+      requireAllowedSecret(
+        { allowedsecrets: ['arn:aws:secretsmanager:*:*:secret:team-b/*'] },
+        where,
+        arn,
+      );
+    const malformed = () => requireAllowedSecret({ allowedsecrets: ['team-a/*'] }, where, arn);
+
+    // Assess
+    expect(missing).toThrow(InvalidSecretError);
+    expect(missing).toThrow(
+      `field "adminarn" names ${where}, which has no "allowedsecrets": add "allowedsecrets": ["${arn}"] (ARN patterns with * allowed) to its value to let this secret use it`,
+    );
+    expect(other).toThrow(/whose "allowedsecrets" does not list this secret/);
+    expect((failure(other) as InvalidSecretError).field).toBe('adminarn');
+    expect(malformed).toThrow(/every entry of field "allowedsecrets" must be a secret ARN/);
+    expect(() =>
+      requireAllowedSecret(
+        { allowedsecrets: ['arn:aws:secretsmanager:*:*:secret:team-a/*'] },
+        where,
+        arn,
+      ),
+    ).not.toThrow();
   });
 });

@@ -238,3 +238,87 @@ describe('provider HTTP client', () => {
     expect(other).toThrow(/next-page link to another host \(https:\/\/evil\.example\)/);
   });
 });
+
+describe('provider message scrubbing against a hostile provider', () => {
+  it('scrubs 160 KB of "eyJ-" in well under a second (linear, not quadratic)', () => {
+    // Prepare: the answer that took the earlier patterns 12.7 s.
+    const hostile = 'eyJ-'.repeat(40_000);
+    const credential = 'SG.aaaaaaaaaaaaaaaaaaaaaa.bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb';
+
+    // Act
+    const started = performance.now();
+    const scrubbed = scrubSecrets(hostile, [credential]);
+    const message = scrubSecrets(`${hostile} ${credential}`, [credential], 300);
+    const elapsed = performance.now() - started;
+
+    // Assess
+    expect(elapsed).toBeLessThan(500);
+    expect(scrubbed).toBe('***…');
+    expect(message).not.toContain('bbbbbbbb');
+  });
+
+  it('still removes every key shape and secret it removed before, also across the cut', () => {
+    // Prepare
+    const secret = 'a-secret-value-0123456789';
+    const jwe = 'eyJhbGciOiJSU0EtT0FFUCJ9.c2VjcmV0.aXY.Y2lwaGVy.dGFn';
+
+    // Act
+    const cases = {
+      shapes: scrubSecrets(`SG.x1.y2 sk_live_abc rk_test_**wxyz pk_live_q ${jwe} ${secret}`, [
+        secret,
+      ]),
+      // A secret that starts before the cut and ends after it is still found.
+      acrossCut: scrubSecrets(`${'x'.repeat(290)}${secret} tail`, [secret], 300),
+      // A key-shaped token crossing the cut is cut out from where it starts.
+      tokenAcrossCut: scrubSecrets(
+        `${'x '.repeat(148)}SG.${'k'.repeat(40)}.${'z'.repeat(40)}`,
+        [],
+        300,
+      ),
+      plain: scrubSecrets('Authenticate (code 20003)'),
+    };
+
+    // Assess
+    expect(cases.shapes).toBe('SG.*** sk_live_*** rk_test_*** pk_live_*** *** ***');
+    expect(cases.acrossCut).toBe(`${'x'.repeat(290)}***…`);
+    expect(cases.tokenAcrossCut).toBe(`${'x '.repeat(148)}SG.***…`);
+    expect(cases.plain).toBe('Authenticate (code 20003)');
+  });
+});
+
+describe('provider answers a hostile provider could send', () => {
+  it('refuses a body larger than the limit without buffering it, declared or streamed', async () => {
+    // Prepare: one answer that declares its size, one that streams without a length.
+    const huge = 'x'.repeat(64 * 1024);
+    const streamed = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        controller.enqueue(new TextEncoder().encode(huge));
+      },
+    });
+    const http = (answer: Response) =>
+      createHttpClient({
+        provider: 'SendGrid',
+        maxBodyBytes: 32 * 1024,
+        fetch: async () => answer,
+        sleep: async () => {},
+      });
+
+    // Act
+    const declared = await http(
+      new Response(huge, { status: 200, headers: { 'content-length': String(huge.length) } }),
+    )
+      .send(call(), read)
+      .catch((error: unknown) => error);
+    const endless = await http(new Response(streamed, { status: 200 }))
+      .send(call(), read)
+      .catch((error: unknown) => error);
+
+    // Assess
+    for (const failure of [declared, endless]) {
+      expect(failure).toBeInstanceOf(ProviderError);
+      expect((failure as Error).message).toBe(
+        'SendGrid GET /v3/api_keys answered with a body larger than 32768 bytes; refusing to read it',
+      );
+    }
+  });
+});
