@@ -45,6 +45,11 @@ export interface MongoConnection {
   readonly client: Pick<MongoClient, 'close'>;
   readonly users: CommandTarget;
   readonly user: string;
+  /**
+   * Epoch ms by which every command of the session must have answered (the invocation's
+   * deadline); absent, each command gets the adapter's `operationTimeoutMs`.
+   */
+  readonly deadline?: number;
 }
 
 /** A role grant as usersInfo reports it and createUser / grantRolesToUser accept it. */
@@ -80,6 +85,17 @@ const UNAVAILABLE_CODES = new Set([
   189, // PrimarySteppedDown
   11600, // InterruptedAtShutdown
   11602, // InterruptedDueToReplStateChange
+]);
+
+/**
+ * A command's signal fired (AbortSignal.timeout rejects with a DOMException "TimeoutError",
+ * which the driver rethrows as MongoOperationTimeoutError when it fires during a socket read),
+ * or a socket read outlived socketTimeoutMS.
+ */
+const TIMEOUT_NAMES = new Set([
+  'TimeoutError',
+  'MongoOperationTimeoutError',
+  'MongoNetworkTimeoutError',
 ]);
 
 const UNREACHABLE = new Set(UNREACHABLE_CODES);
@@ -298,6 +314,22 @@ const unsupportedField = (error: unknown, field: string): boolean => {
 };
 
 /**
+ * Closes a client, waiting at most `ms`: close() may send endSessions, which a silent network
+ * would leave unanswered, and a close never holds the invocation past its deadline.
+ */
+async function closeWithin(client: Pick<MongoClient, 'close'> | undefined, ms: number) {
+  if (client === undefined) return;
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    client.close().catch(() => {}),
+    new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, ms);
+    }),
+  ]);
+  clearTimeout(timer);
+}
+
+/**
  * MongoDB and Amazon DocumentDB through the official `mongodb` driver. The driver is imported
  * on first connect, so createSecret and finishSecret never load it.
  *
@@ -328,6 +360,18 @@ export function createMongoDb(options: MongoDbOptions = {}): Database<MongoConne
     throw new ConfigurationError('createMongoDb: trustedCa must hold PEM certificates');
   }
   const loadDriver = options.loadDriver ?? (() => import('mongodb'));
+
+  /** How long the next command of `connection` may wait for its answer, in ms (at least 1). */
+  const commandBudget = (connection: Pick<MongoConnection, 'deadline'>): number =>
+    Math.max(
+      1,
+      Math.floor(
+        Math.min(
+          operationTimeoutMs,
+          (connection.deadline ?? Number.POSITIVE_INFINITY) - Date.now(),
+        ),
+      ),
+    );
 
   /** Decides the driver's TLS options from the secret's mode and what the server offers. */
   async function tlsOptions(
@@ -376,8 +420,11 @@ export function createMongoDb(options: MongoDbOptions = {}): Database<MongoConne
     command: Document,
     secret?: string,
   ): Promise<Document> {
+    const budget = commandBudget(connection);
     try {
-      return await connection.users.command(command);
+      // The signal bounds the wait on the client side whatever the network does: a stalled
+      // path answers nothing, so a server-side maxTimeMS would never be heard.
+      return await connection.users.command(command, { signal: AbortSignal.timeout(budget) });
     } catch (error) {
       // A server may quote the command in its message ("not authorized ... to execute command").
       const said =
@@ -388,6 +435,9 @@ export function createMongoDb(options: MongoDbOptions = {}): Database<MongoConne
           ? ` (code ${failure.code}${typeof failure.codeName === 'string' ? ` ${failure.codeName}` : ''})`
           : '';
       const text = `MongoDB: ${what} for user "${user}" in database "${connection.users.databaseName}" failed: ${said}${code}`;
+      if (typeof failure.name === 'string' && TIMEOUT_NAMES.has(failure.name)) {
+        throw new ConnectTimeoutError(`${text} (no answer within ${budget} ms)`, { cause: error });
+      }
       if (typeof failure.name === 'string' && /Network|ServerSelection/.test(failure.name)) {
         throw new ConnectionError(text, 'unavailable', { cause: error });
       }
@@ -423,14 +473,21 @@ export function createMongoDb(options: MongoDbOptions = {}): Database<MongoConne
     maxUsernameLength: 256,
 
     async connect(login: Login, connectOptions: ConnectOptions = {}): Promise<MongoConnection> {
+      const started = Date.now();
       const timeoutMs = Math.max(1, Math.floor(connectOptions.timeoutMs ?? connectTimeoutMs));
-      const deadline = Date.now() + timeoutMs;
+      // The session ends with the invocation; signing in ends sooner, after timeoutMs.
+      const sessionDeadline = connectOptions.deadline;
+      const connectDeadline = Math.min(
+        started + timeoutMs,
+        sessionDeadline ?? Number.POSITIVE_INFINITY,
+      );
+      const left = () => Math.max(1, Math.floor(connectDeadline - Date.now()));
       const url = `mongodb://${await hostForUrl(login.host)}:${login.port}/`;
       let client: MongoClient | undefined;
       try {
-        const tls = await tlsOptions(login, timeoutMs, connectOptions.logger);
+        const tls = await tlsOptions(login, left(), connectOptions.logger);
         const { MongoClient } = await loadDriver();
-        const left = Math.max(1_000, deadline - Date.now());
+        const budget = left();
         client = new MongoClient(url, {
           ...tls,
           // Credentials as options, never in the connection string: no escaping, no leaks.
@@ -438,23 +495,36 @@ export function createMongoDb(options: MongoDbOptions = {}): Database<MongoConne
           authSource: login.database,
           directConnection: true,
           retryWrites: false,
-          serverSelectionTimeoutMS: left,
-          connectTimeoutMS: left,
-          socketTimeoutMS: operationTimeoutMs,
+          serverSelectionTimeoutMS: budget,
+          connectTimeoutMS: budget,
+          // The idle limit of every socket read, SCRAM's included (the driver gives only the
+          // first hello connectTimeoutMS): no read outlives the session. Each command is bounded
+          // more tightly by its own signal (run).
+          socketTimeoutMS: commandBudget({ deadline: sessionDeadline }),
           maxPoolSize: 1,
           appName: 'secrets-rotation',
         });
         await client.connect();
         // Signs in (SCRAM) and proves the session answers.
-        await client.db(login.database).command({ ping: 1 });
+        await client
+          .db(login.database)
+          .command({ ping: 1 }, { signal: AbortSignal.timeout(left()) });
         return {
           client,
           users: client.db(login.usersDatabase ?? login.database),
           user: login.user,
+          ...(sessionDeadline === undefined ? {} : { deadline: sessionDeadline }),
         };
       } catch (error) {
-        await client?.close().catch(() => {});
+        await closeWithin(client, 1_000);
         if (error instanceof TlsError || error instanceof InvalidSecretError) throw error;
+        const name = asFailure(error).name;
+        if (typeof name === 'string' && TIMEOUT_NAMES.has(name)) {
+          throw new ConnectTimeoutError(
+            `${where(login)} did not answer in time: no answer within ${timeoutMs} ms`,
+            { cause: error },
+          );
+        }
         throw classifyMongoError(error, login);
       }
     },
@@ -559,7 +629,7 @@ export function createMongoDb(options: MongoDbOptions = {}): Database<MongoConne
     },
 
     async close(connection) {
-      await connection.client.close().catch(() => {});
+      await closeWithin(connection.client, Math.min(1_000, commandBudget(connection)));
     },
   };
 }

@@ -514,3 +514,50 @@ describe('mongodb alternating users over MongoDB answers (roles, which FerretDB 
     expect(loadDriver).not.toHaveBeenCalled();
   });
 });
+
+describe('mongodb commands bounded by the session deadline', () => {
+  /** A server that never answers: only the command's signal ends the wait, as in the driver. */
+  const silent = (deadline?: number): MongoConnection => ({
+    client: { close: () => new Promise(() => {}) },
+    users: {
+      databaseName: 'admin',
+      command: (_: unknown, options?: { signal?: AbortSignal }) =>
+        new Promise((_resolve, reject) => {
+          options?.signal?.addEventListener('abort', () => reject(options.signal?.reason));
+        }),
+    } as MongoConnection['users'],
+    user: 'master',
+    ...(deadline === undefined ? {} : { deadline }),
+  });
+
+  it('gives up on a command at the deadline with a timeout, never an authentication error', async () => {
+    // Prepare
+    const db = createMongoDb();
+    const started = Date.now();
+
+    // Act
+    const failure = await db
+      .setPassword(silent(started + 150), 'app', 'new-password-2')
+      .catch((e: unknown) => e);
+
+    // Assess
+    expect(failure).toBeInstanceOf(ConnectTimeoutError);
+    expect(String(failure)).toMatch(/no answer within \d+ ms/);
+    expect(String(failure)).not.toContain('new-password-2');
+    expect(Date.now() - started).toBeLessThan(1_000);
+  });
+
+  it('without a deadline, bounds each command by operationTimeoutMs', async () => {
+    const db = createMongoDb({ operationTimeoutMs: 100 });
+    const started = Date.now();
+    await expect(db.ping(silent())).rejects.toThrow(ConnectTimeoutError);
+    expect(Date.now() - started).toBeLessThan(1_000);
+  });
+
+  it('closes within a second even if the close never completes', async () => {
+    const db = createMongoDb();
+    const started = Date.now();
+    await db.close(silent(started + 60_000));
+    expect(Date.now() - started).toBeLessThan(1_500);
+  });
+});
