@@ -211,6 +211,28 @@ async function hostForUrl(host: string): Promise<string> {
   );
 }
 
+/**
+ * MongoDB's rules for a database name (Unix servers: no `/\\. "$`, no NUL, fewer than 64 bytes),
+ * checked before anything is sent: the driver would throw a raw argument error for some, and
+ * servers answer others as a failed sign-in (FerretDB) or InvalidNamespace, which must not read
+ * as wrong credentials. `$external` is no SCRAM user's home either.
+ */
+function requireDatabaseName(name: string, what: string): void {
+  const bytes = Buffer.byteLength(name, 'utf8');
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: NUL is one of the forbidden characters.
+  const bad = /[/\\. "$\u0000]/.exec(name);
+  if (name.length === 0 || bytes >= 64 || bad) {
+    throw new InvalidSecretError(
+      `field "dbname" (${what}, ${JSON.stringify(name)}) is not a MongoDB database name: ${
+        bad
+          ? `it contains ${JSON.stringify(bad[0])}`
+          : `it must be 1 to 63 bytes long (it has ${bytes})`
+      }`,
+      'dbname',
+    );
+  }
+}
+
 /** Opens TCP to the server; its failures are the host's (unreachable, timeout), whatever the TLS mode. */
 async function openTcp(login: Login, timeoutMs: number): Promise<import('node:net').Socket> {
   const net = await import('node:net');
@@ -483,6 +505,10 @@ export function createMongoDb(options: MongoDbOptions = {}): Database<MongoConne
       );
       const left = () => Math.max(1, Math.floor(connectDeadline - Date.now()));
       const url = `mongodb://${await hostForUrl(login.host)}:${login.port}/`;
+      requireDatabaseName(login.database, 'the authentication database');
+      if (login.usersDatabase !== undefined) {
+        requireDatabaseName(login.usersDatabase, "the users' database");
+      }
       let client: MongoClient | undefined;
       try {
         const tls = await tlsOptions(login, left(), connectOptions.logger);

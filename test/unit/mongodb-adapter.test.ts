@@ -195,6 +195,30 @@ describe('mongodb adapter options', () => {
   });
 });
 
+describe('mongodb database names', () => {
+  it.each([
+    ['a dot (namespace separator)', 'orders.archive', /contains "\."/],
+    ['a dollar (reserved: $external, $cmd)', '$external', /contains "\$"/],
+    ['a slash', 'a/b', /contains "\/"/],
+    ['a space', 'my orders', /contains " "/],
+    ['a NUL', 'orders\u0000admin', /contains "\\u0000"/],
+    ['64 bytes in UTF-8 (32 characters)', 'é'.repeat(32), /1 to 63 bytes long \(it has 64\)/],
+  ])('refuses %s before any connection, naming dbname', async (_, name, message) => {
+    const loadDriver = vi.fn();
+    const db = createMongoDb({ loadDriver });
+    for (const target of [
+      { ...login, database: name },
+      { ...login, database: 'admin', usersDatabase: name },
+    ]) {
+      const failure = await db.connect(target).catch((e: unknown) => e);
+      expect(failure).toBeInstanceOf(InvalidSecretError);
+      expect((failure as InvalidSecretError).field).toBe('dbname');
+      expect(String(failure)).toMatch(message);
+    }
+    expect(loadDriver).not.toHaveBeenCalled();
+  });
+});
+
 describe('mongodb user administration on MongoDB answers', () => {
   let store: MongoUserStore;
   const db = createMongoDb();
