@@ -64,6 +64,11 @@ export interface UserInfo {
   db: string;
   roles: RoleGrant[];
   customData?: Document;
+  /**
+   * The user's own `authenticationRestrictions` (where it may sign in from, and to), as
+   * createUser takes them; [] when it has none or the server has no such notion.
+   */
+  restrictions: Document[];
 }
 
 /**
@@ -320,6 +325,12 @@ function rolesOf(info: Document): RoleGrant[] {
 
 const grantKey = (grant: RoleGrant): string => `${grant.role}@${grant.db}`;
 
+const RESTRICTIONS_FLAG = 'showAuthenticationRestrictions';
+
+/** Two users' restrictions as comparable text (documents as the driver decoded them, in order). */
+const sameRestrictions = (a: UserInfo, b: UserInfo): boolean =>
+  JSON.stringify(a.restrictions) === JSON.stringify(b.restrictions);
+
 /** Grants in `a` and not in `b`. */
 const missingFrom = (a: RoleGrant[], b: RoleGrant[]): RoleGrant[] => {
   const keys = new Set(b.map(grantKey));
@@ -472,7 +483,22 @@ export function createMongoDb(options: MongoDbOptions = {}): Database<MongoConne
     user: string,
   ): Promise<UserInfo | undefined> {
     const db = connection.users.databaseName;
-    const answer = await run(connection, 'looking up', user, { usersInfo: { user, db } });
+    const lookup = { usersInfo: { user, db } };
+    let answer: Document;
+    try {
+      // Restrictions count as power: a clone that may sign in from anywhere holds more than an
+      // original bound to the application's network.
+      answer = await run(connection, 'looking up', user, {
+        ...lookup,
+        showAuthenticationRestrictions: true,
+      });
+    } catch (error) {
+      // A server without the notion (it cannot restrict anyone) may refuse the flag.
+      if (!(error instanceof DatabaseError) || !messageOf(error).includes(RESTRICTIONS_FLAG)) {
+        throw error;
+      }
+      answer = await run(connection, 'looking up', user, lookup);
+    }
     const users = Array.isArray(answer.users) ? (answer.users as Document[]) : [];
     const info = users.find((entry) => entry.user === user && entry.db === db);
     if (!info) return undefined;
@@ -483,6 +509,9 @@ export function createMongoDb(options: MongoDbOptions = {}): Database<MongoConne
       ...(typeof info.customData === 'object' && info.customData !== null
         ? { customData: info.customData as Document }
         : {}),
+      restrictions: Array.isArray(info.authenticationRestrictions)
+        ? (info.authenticationRestrictions as Document[])
+        : [],
     };
   }
 
@@ -576,8 +605,15 @@ export function createMongoDb(options: MongoDbOptions = {}): Database<MongoConne
           `MongoDB: cannot create "${user}" like "${like}": no user "${like}" in database "${connection.users.databaseName}"`,
         );
       }
-      // One command: the clone exists with its roles and password, or not at all.
-      const command = { createUser: user, pwd: password, roles: original.roles };
+      // One command: the clone exists with its roles, restrictions and password, or not at all.
+      const command = {
+        createUser: user,
+        pwd: password,
+        roles: original.roles,
+        ...(original.restrictions.length > 0
+          ? { authenticationRestrictions: original.restrictions }
+          : {}),
+      };
       const create = async (document: Document) => {
         try {
           await run(connection, 'creating', user, document, password);
@@ -619,7 +655,13 @@ export function createMongoDb(options: MongoDbOptions = {}): Database<MongoConne
         );
       }
       // No marker (made by hand, by another tool, or on a server without customData): accept
-      // it only if it holds no role the original lacks.
+      // it only if it holds no role the original lacks and is bound by the same restrictions.
+      if (!sameRestrictions(cloneInfo, originalInfo)) {
+        throw new InvalidSecretError(
+          `MongoDB user "${clone}" has other authenticationRestrictions than "${original}" and no ${CLONE_MARKER} mark in its customData: not a clone made by this function; refusing to hand out its password`,
+          'username',
+        );
+      }
       const extra = missingFrom(cloneInfo.roles, originalInfo.roles);
       if (extra.length > 0) {
         throw new InvalidSecretError(
@@ -641,11 +683,21 @@ export function createMongoDb(options: MongoDbOptions = {}): Database<MongoConne
       if (revoke.length > 0) {
         await run(connection, 'revoking roles', user, { revokeRolesFromUser: user, roles: revoke });
       }
+      // Then the original's restrictions, before any grant: a new role never arrives at a clone
+      // still looser than the original.
+      const restrict = !sameRestrictions(cloneInfo, originalInfo);
+      if (restrict) {
+        await run(connection, 'copying authenticationRestrictions', user, {
+          updateUser: user,
+          authenticationRestrictions: originalInfo.restrictions,
+        });
+      }
       if (grant.length > 0) {
         await run(connection, 'granting roles', user, { grantRolesToUser: user, roles: grant });
       }
       return [
         ...revoke.map((role) => `revoked role ${grantKey(role)}`),
+        ...(restrict ? [`set authenticationRestrictions like "${like}"`] : []),
         ...grant.map((role) => `granted role ${grantKey(role)}`),
       ];
     },

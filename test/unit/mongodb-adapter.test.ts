@@ -421,6 +421,88 @@ describe('mongodb user administration on MongoDB answers', () => {
   });
 });
 
+describe('mongodb clones and authenticationRestrictions (MongoDB answers; FerretDB has none)', () => {
+  let store: MongoUserStore;
+  const db = createMongoDb();
+  const master = (): MongoConnection =>
+    store.connect({ ...login, user: 'master', password: 'master-password-1', tls: 'disable' });
+  const appNetwork = [{ clientSource: ['10.0.0.0/16'], serverAddress: ['10.0.1.5'] }];
+
+  beforeEach(() => {
+    store = new MongoUserStore().addUser('master', 'master-password-1');
+  });
+
+  it('creates the clone bound by the restrictions of the original', async () => {
+    store.addUser('app', 'p-1', {
+      roles: [{ role: 'read', db: 'orders' }],
+      authenticationRestrictions: appNetwork,
+    });
+
+    await db.createUserLike(master(), 'app_clone', 'clone-password-1', 'app');
+
+    expect(store.user('app_clone')?.authenticationRestrictions).toEqual(appNetwork);
+  });
+
+  it('refuses to take over an unmarked clone that may sign in from anywhere while the original may not', async () => {
+    // Prepare: a look-alike with the same roles, made by hand, without the restrictions.
+    store.addUser('app', 'p-1', {
+      roles: [{ role: 'read', db: 'orders' }],
+      authenticationRestrictions: appNetwork,
+    });
+    store.addUser('app_clone', 'p-2', { roles: [{ role: 'read', db: 'orders' }] });
+
+    // Act
+    const outcome = await db.verifyClone?.(master(), 'app_clone', 'app').then(
+      () => 'accepted',
+      (e: unknown) => e,
+    );
+
+    // Assess
+    expect(outcome).toBeInstanceOf(InvalidSecretError);
+    expect(String(outcome)).toMatch(/other authenticationRestrictions than "app".*refusing/);
+    expect(store.user('app_clone')?.password).toBe('p-2');
+  });
+
+  it('brings a marked clone to the original restrictions before granting it a role', async () => {
+    // Prepare: our clone, made before the original was restricted and given a role.
+    store.addUser('app', 'p-1', {
+      roles: [
+        { role: 'read', db: 'orders' },
+        { role: 'read', db: 'audit' },
+      ],
+      authenticationRestrictions: appNetwork,
+    });
+    store.addUser('app_clone', 'p-2', {
+      roles: [{ role: 'read', db: 'orders' }],
+      customData: { [CLONE_MARKER]: 'app' },
+    });
+
+    // Act
+    const changes = await db.syncPrivileges?.(master(), 'app_clone', 'app');
+
+    // Assess
+    expect(changes).toEqual([
+      'set authenticationRestrictions like "app"',
+      'granted role read@audit',
+    ]);
+    expect(store.user('app_clone')?.authenticationRestrictions).toEqual(appNetwork);
+    expect(store.commands.slice(-2)).toEqual([
+      'admin: updateUser app_clone',
+      'admin: grantRolesToUser app_clone',
+    ]);
+  });
+
+  it('asks for restrictions in the same usersInfo, and does without where the server refuses the flag', async () => {
+    store.features.restrictions = false;
+    store.addUser('app', 'p-1');
+
+    await db.createUserLike(master(), 'app_clone', 'clone-password-1', 'app');
+
+    expect(store.user('app_clone')?.password).toBe('clone-password-1');
+    expect(store.documents[0]).toMatchObject({ showAuthenticationRestrictions: true });
+  });
+});
+
 describe('mongodb alternating users over MongoDB answers (roles, which FerretDB lacks)', () => {
   const fake = new FakeSecretsManager();
   const stub = mockSecretsManager(fake);
