@@ -146,6 +146,15 @@ export function classifyMongoError(error: unknown, login: Login): RotationError 
   const at = where(login);
   const failure = asFailure(error);
   const message = scrub(messageOf(error), login);
+  // The driver's SASLprep (RFC 4013) refuses to send a password with prohibited, unassigned or
+  // mixed-direction characters: no server ever saw it, and no retry can change that.
+  if (/rfc ?(4013|3454)/i.test(message)) {
+    return new InvalidSecretError(
+      `${at}: the password cannot be used with SCRAM: ${message}`,
+      'password',
+      { cause: error },
+    );
+  }
   if (failure.code === AUTHENTICATION_FAILED || failure.code === MECHANISM_UNAVAILABLE) {
     return new AuthenticationError(`${at} refused the credentials: ${message}`, { cause: error });
   }
@@ -326,6 +335,15 @@ function rolesOf(info: Document): RoleGrant[] {
 const grantKey = (grant: RoleGrant): string => `${grant.role}@${grant.db}`;
 
 const RESTRICTIONS_FLAG = 'showAuthenticationRestrictions';
+
+/**
+ * A clone mark for a message. Whoever may change the user's customData wrote it: it may be of
+ * any type, nested deep or megabytes long, none of which may break or flood the message.
+ */
+const describeMarker = (marker: unknown): string =>
+  typeof marker === 'string'
+    ? JSON.stringify(marker.length > 128 ? `${marker.slice(0, 128)}…` : marker)
+    : `a mark of type ${marker === null ? 'null' : Array.isArray(marker) ? 'array' : typeof marker}`;
 
 /** Two users' restrictions as comparable text (documents as the driver decoded them, in order). */
 const sameRestrictions = (a: UserInfo, b: UserInfo): boolean =>
@@ -650,7 +668,7 @@ export function createMongoDb(options: MongoDbOptions = {}): Database<MongoConne
       if (marker === original) return;
       if (marker !== undefined) {
         throw new InvalidSecretError(
-          `MongoDB user "${clone}" was made as a clone of ${JSON.stringify(marker)}, not of "${original}"; refusing to take it over`,
+          `MongoDB user "${clone}" was made as a clone of ${describeMarker(marker)}, not of "${original}"; refusing to take it over`,
           'username',
         );
       }

@@ -128,6 +128,11 @@ describe('mongodb failure classification', () => {
       ConnectionError,
     ],
     [
+      "a password the driver's SASLprep refuses to send (never a server problem to retry)",
+      new Error('Prohibited character, see https://tools.ietf.org/html/rfc4013#section-2.3'),
+      InvalidSecretError,
+    ],
+    [
       'a command the user may not run (13 Unauthorized)',
       serverError(13, 'Unauthorized', 'not authorized on admin to execute command { ping: 1 }'),
       DatabaseError,
@@ -491,6 +496,29 @@ describe('mongodb clones and authenticationRestrictions (MongoDB answers; Ferret
       'admin: grantRolesToUser app_clone',
     ]);
   });
+
+  it.each([
+    ['a megabyte string', 'x'.repeat(1_000_000), /clone of "x{128}…", not of "app"/],
+    [
+      'a deeply nested document',
+      JSON.parse(`${'{"a":'.repeat(5_000)}1${'}'.repeat(5_000)}`),
+      /clone of a mark of type object/,
+    ],
+    ['an array', ['app'], /clone of a mark of type array/],
+  ])(
+    'names a foreign clone mark that is %s without quoting it whole',
+    async (_, marker, message) => {
+      store
+        .addUser('app', 'p-1')
+        .addUser('app_clone', 'p-2', { customData: { [CLONE_MARKER]: marker } });
+
+      const outcome = await db.verifyClone?.(master(), 'app_clone', 'app').catch((e: unknown) => e);
+
+      expect(outcome).toBeInstanceOf(InvalidSecretError);
+      expect(String(outcome)).toMatch(message);
+      expect(String(outcome).length).toBeLessThan(1_000);
+    },
+  );
 
   it('asks for restrictions in the same usersInfo, and does without where the server refuses the flag', async () => {
     store.features.restrictions = false;
