@@ -574,6 +574,10 @@ export function createMongoDb(options: MongoDbOptions = {}): Database<MongoConne
           // first hello connectTimeoutMS): no read outlives the session. Each command is bounded
           // more tightly by its own signal (run).
           socketTimeoutMS: commandBudget({ deadline: sessionDeadline }),
+          // Bounds getting a signed-in connection (TCP, TLS, hello and SCRAM together) by the
+          // connect timeout: a server that answers hello and then stalls SCRAM is found out
+          // in timeoutMs, not at the end of the invocation.
+          waitQueueTimeoutMS: budget,
           maxPoolSize: 1,
           appName: 'secrets-rotation',
         });

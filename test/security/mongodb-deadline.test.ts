@@ -8,6 +8,7 @@ import { FakeSecretsManager } from '../support/fake-secrets-manager.js';
 import { startFakeSecretsManagerServer } from '../support/fake-secrets-manager-http.js';
 import { LogRecorder } from '../support/log-recorder.js';
 import { MongoAdmin, signsIn } from '../support/mongo-admin.js';
+import { FakeMongoServer } from '../support/mongo-fake-server.js';
 import { randomName } from '../support/pg-admin.js';
 import { type RotationEvent, retry, rotate } from '../support/rotation-driver.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
@@ -150,5 +151,36 @@ describe('mongodb sessions under a silent network stall', () => {
     expect(outcome.failedStep).toBe('setSecret');
     expect(outcome.error).toBeInstanceOf(ConnectTimeoutError);
     expect(Math.max(...durations)).toBeLessThan(INVOCATION_MS + SLACK_MS);
+  });
+
+  it('a server that answers hello and then never answers the SCRAM conversation holds sign-in no longer than its timeout', async () => {
+    // Prepare: the driver gives the first hello connectTimeoutMS and SCRAM only socketTimeoutMS.
+    const server = await FakeMongoServer.start({
+      answer: (command) => (command.name.startsWith('sasl') ? null : undefined),
+    });
+    const db = createMongoDb();
+    const started = Date.now();
+
+    // Act
+    const failure = await db
+      .connect(
+        {
+          host: server.host,
+          port: server.port,
+          user: 'app',
+          password: 'never-used-password-1',
+          database: 'admin',
+          tls: 'disable',
+        },
+        { timeoutMs: 2_000, deadline: started + 20_000 },
+      )
+      .catch((e: unknown) => e);
+    const elapsed = Date.now() - started;
+    await server.stop();
+
+    // Assess: the conversation did start (the stall is where it was meant to be).
+    expect(server.commands.map((command) => command.name)).toContain('saslStart');
+    expect(failure).toBeInstanceOf(ConnectTimeoutError);
+    expect(elapsed).toBeLessThan(2_000 + SLACK_MS);
   });
 });

@@ -16,8 +16,11 @@ export interface ReceivedCommand {
 export interface FakeMongoOptions {
   /** Fields of the hello answer, over the defaults of a standalone MongoDB 7 server. */
   hello?: Document;
-  /** Answers a command other than hello; default: saslStart/saslContinue refused (code 18). */
-  answer?: (command: ReceivedCommand) => Document | undefined;
+  /**
+   * Answers a command other than hello (null: never answer it, as a stalled server); default:
+   * saslStart/saslContinue refused (code 18).
+   */
+  answer?: (command: ReceivedCommand) => Document | null | undefined;
   /** Serve TLS with this certificate and key (PEM) instead of plaintext. */
   tls?: { cert: string; key: string };
   /** Listen address (default 127.0.0.1). */
@@ -106,6 +109,7 @@ export class FakeMongoServer {
       const at = nameEnd + 1 + 8;
       const document = BSON.deserialize(message.subarray(at, at + message.readInt32LE(at)));
       const answer = this.answer(collection.split('.')[0] ?? 'admin', document, options);
+      if (answer === null) return undefined;
       const body = BSON.serialize(answer);
       const header = Buffer.alloc(36);
       header.writeInt32LE(36 + body.length, 0);
@@ -128,7 +132,7 @@ export class FakeMongoServer {
       if (!document) return undefined;
       const answer = this.answer(String(document.$db ?? 'admin'), document, options);
       // flagBits bit 1 (moreToCome): the client expects no answer (endSessions with w:0).
-      if (flags & 2) return undefined;
+      if (answer === null || flags & 2) return undefined;
       const body = BSON.serialize(answer);
       const header = Buffer.alloc(21);
       header.writeInt32LE(21 + body.length, 0);
@@ -140,7 +144,7 @@ export class FakeMongoServer {
     return undefined;
   }
 
-  private answer(db: string, document: Document, options: FakeMongoOptions): Document {
+  private answer(db: string, document: Document, options: FakeMongoOptions): Document | null {
     const name = Object.keys(document)[0] ?? '';
     const command = { db, name, document };
     this.commands.push(command);
@@ -163,7 +167,7 @@ export class FakeMongoServer {
       };
     }
     const custom = options.answer?.(command);
-    if (custom) return custom;
+    if (custom !== undefined) return custom;
     if (name === 'saslStart' || name === 'saslContinue') return REFUSED;
     if (name === 'endSessions') return { ok: 1 };
     return { ok: 0, code: 13, codeName: 'Unauthorized', errmsg: 'command requires authentication' };
