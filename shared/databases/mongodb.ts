@@ -237,7 +237,7 @@ function requireDatabaseName(name: string, what: string): void {
   const bad = /[/\\. "$\u0000]/.exec(name);
   if (name.length === 0 || bytes >= 64 || bad) {
     throw new InvalidSecretError(
-      `field "dbname" (${what}, ${JSON.stringify(name)}) is not a MongoDB database name: ${
+      `field "dbname" (${what}, "${name}") is not a MongoDB database name: ${
         bad
           ? `it contains ${JSON.stringify(bad[0])}`
           : `it must be 1 to 63 bytes long (it has ${bytes})`
