@@ -45,6 +45,11 @@ export interface MongoConnection {
   readonly client: Pick<MongoClient, 'close'>;
   readonly users: CommandTarget;
   readonly user: string;
+  /**
+   * Epoch ms by which every command of the session must have answered (the invocation's
+   * deadline); absent, each command gets the adapter's `operationTimeoutMs`.
+   */
+  readonly deadline?: number;
 }
 
 /** A role grant as usersInfo reports it and createUser / grantRolesToUser accept it. */
@@ -59,6 +64,11 @@ export interface UserInfo {
   db: string;
   roles: RoleGrant[];
   customData?: Document;
+  /**
+   * The user's own `authenticationRestrictions` (where it may sign in from, and to), as
+   * createUser takes them; [] when it has none or the server has no such notion.
+   */
+  restrictions: Document[];
 }
 
 /**
@@ -80,6 +90,17 @@ const UNAVAILABLE_CODES = new Set([
   189, // PrimarySteppedDown
   11600, // InterruptedAtShutdown
   11602, // InterruptedDueToReplStateChange
+]);
+
+/**
+ * A command's signal fired (AbortSignal.timeout rejects with a DOMException "TimeoutError",
+ * which the driver rethrows as MongoOperationTimeoutError when it fires during a socket read),
+ * or a socket read outlived socketTimeoutMS.
+ */
+const TIMEOUT_NAMES = new Set([
+  'TimeoutError',
+  'MongoOperationTimeoutError',
+  'MongoNetworkTimeoutError',
 ]);
 
 const UNREACHABLE = new Set(UNREACHABLE_CODES);
@@ -125,6 +146,15 @@ export function classifyMongoError(error: unknown, login: Login): RotationError 
   const at = where(login);
   const failure = asFailure(error);
   const message = scrub(messageOf(error), login);
+  // The driver's SASLprep (RFC 4013) refuses to send a password with prohibited, unassigned or
+  // mixed-direction characters: no server ever saw it, and no retry can change that.
+  if (/rfc ?(4013|3454)/i.test(message)) {
+    return new InvalidSecretError(
+      `${at}: the password cannot be used with SCRAM: ${message}`,
+      'password',
+      { cause: error },
+    );
+  }
   if (failure.code === AUTHENTICATION_FAILED || failure.code === MECHANISM_UNAVAILABLE) {
     return new AuthenticationError(`${at} refused the credentials: ${message}`, { cause: error });
   }
@@ -193,6 +223,28 @@ async function hostForUrl(host: string): Promise<string> {
     `field "host" (${JSON.stringify(host)}) is not a host name or an IP address`,
     'host',
   );
+}
+
+/**
+ * MongoDB's rules for a database name (Unix servers: no `/\\. "$`, no NUL, fewer than 64 bytes),
+ * checked before anything is sent: the driver would throw a raw argument error for some, and
+ * servers answer others as a failed sign-in (FerretDB) or InvalidNamespace, which must not read
+ * as wrong credentials. `$external` is no SCRAM user's home either.
+ */
+function requireDatabaseName(name: string, what: string): void {
+  const bytes = Buffer.byteLength(name, 'utf8');
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: NUL is one of the forbidden characters.
+  const bad = /[/\\. "$\u0000]/.exec(name);
+  if (name.length === 0 || bytes >= 64 || bad) {
+    throw new InvalidSecretError(
+      `field "dbname" (${what}, "${name}") is not a MongoDB database name: ${
+        bad
+          ? `it contains ${JSON.stringify(bad[0])}`
+          : `it must be 1 to 63 bytes long (it has ${bytes})`
+      }`,
+      'dbname',
+    );
+  }
 }
 
 /** Opens TCP to the server; its failures are the host's (unreachable, timeout), whatever the TLS mode. */
@@ -282,6 +334,21 @@ function rolesOf(info: Document): RoleGrant[] {
 
 const grantKey = (grant: RoleGrant): string => `${grant.role}@${grant.db}`;
 
+const RESTRICTIONS_FLAG = 'showAuthenticationRestrictions';
+
+/**
+ * A clone mark for a message. Whoever may change the user's customData wrote it: it may be of
+ * any type, nested deep or megabytes long, none of which may break or flood the message.
+ */
+const describeMarker = (marker: unknown): string =>
+  typeof marker === 'string'
+    ? JSON.stringify(marker.length > 128 ? `${marker.slice(0, 128)}…` : marker)
+    : `a mark of type ${marker === null ? 'null' : Array.isArray(marker) ? 'array' : typeof marker}`;
+
+/** Two users' restrictions as comparable text (documents as the driver decoded them, in order). */
+const sameRestrictions = (a: UserInfo, b: UserInfo): boolean =>
+  JSON.stringify(a.restrictions) === JSON.stringify(b.restrictions);
+
 /** Grants in `a` and not in `b`. */
 const missingFrom = (a: RoleGrant[], b: RoleGrant[]): RoleGrant[] => {
   const keys = new Set(b.map(grantKey));
@@ -296,6 +363,22 @@ const unsupportedField = (error: unknown, field: string): boolean => {
     messageOf(error).includes(field)
   );
 };
+
+/**
+ * Closes a client, waiting at most `ms`: close() may send endSessions, which a silent network
+ * would leave unanswered, and a close never holds the invocation past its deadline.
+ */
+async function closeWithin(client: Pick<MongoClient, 'close'> | undefined, ms: number) {
+  if (client === undefined) return;
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    client.close().catch(() => {}),
+    new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, ms);
+    }),
+  ]);
+  clearTimeout(timer);
+}
 
 /**
  * MongoDB and Amazon DocumentDB through the official `mongodb` driver. The driver is imported
@@ -328,6 +411,18 @@ export function createMongoDb(options: MongoDbOptions = {}): Database<MongoConne
     throw new ConfigurationError('createMongoDb: trustedCa must hold PEM certificates');
   }
   const loadDriver = options.loadDriver ?? (() => import('mongodb'));
+
+  /** How long the next command of `connection` may wait for its answer, in ms (at least 1). */
+  const commandBudget = (connection: Pick<MongoConnection, 'deadline'>): number =>
+    Math.max(
+      1,
+      Math.floor(
+        Math.min(
+          operationTimeoutMs,
+          (connection.deadline ?? Number.POSITIVE_INFINITY) - Date.now(),
+        ),
+      ),
+    );
 
   /** Decides the driver's TLS options from the secret's mode and what the server offers. */
   async function tlsOptions(
@@ -376,8 +471,11 @@ export function createMongoDb(options: MongoDbOptions = {}): Database<MongoConne
     command: Document,
     secret?: string,
   ): Promise<Document> {
+    const budget = commandBudget(connection);
     try {
-      return await connection.users.command(command);
+      // The signal bounds the wait on the client side whatever the network does: a stalled
+      // path answers nothing, so a server-side maxTimeMS would never be heard.
+      return await connection.users.command(command, { signal: AbortSignal.timeout(budget) });
     } catch (error) {
       // A server may quote the command in its message ("not authorized ... to execute command").
       const said =
@@ -388,6 +486,9 @@ export function createMongoDb(options: MongoDbOptions = {}): Database<MongoConne
           ? ` (code ${failure.code}${typeof failure.codeName === 'string' ? ` ${failure.codeName}` : ''})`
           : '';
       const text = `MongoDB: ${what} for user "${user}" in database "${connection.users.databaseName}" failed: ${said}${code}`;
+      if (typeof failure.name === 'string' && TIMEOUT_NAMES.has(failure.name)) {
+        throw new ConnectTimeoutError(`${text} (no answer within ${budget} ms)`, { cause: error });
+      }
       if (typeof failure.name === 'string' && /Network|ServerSelection/.test(failure.name)) {
         throw new ConnectionError(text, 'unavailable', { cause: error });
       }
@@ -400,7 +501,22 @@ export function createMongoDb(options: MongoDbOptions = {}): Database<MongoConne
     user: string,
   ): Promise<UserInfo | undefined> {
     const db = connection.users.databaseName;
-    const answer = await run(connection, 'looking up', user, { usersInfo: { user, db } });
+    const lookup = { usersInfo: { user, db } };
+    let answer: Document;
+    try {
+      // Restrictions count as power: a clone that may sign in from anywhere holds more than an
+      // original bound to the application's network.
+      answer = await run(connection, 'looking up', user, {
+        ...lookup,
+        showAuthenticationRestrictions: true,
+      });
+    } catch (error) {
+      // A server without the notion (it cannot restrict anyone) may refuse the flag.
+      if (!(error instanceof DatabaseError) || !messageOf(error).includes(RESTRICTIONS_FLAG)) {
+        throw error;
+      }
+      answer = await run(connection, 'looking up', user, lookup);
+    }
     const users = Array.isArray(answer.users) ? (answer.users as Document[]) : [];
     const info = users.find((entry) => entry.user === user && entry.db === db);
     if (!info) return undefined;
@@ -411,6 +527,9 @@ export function createMongoDb(options: MongoDbOptions = {}): Database<MongoConne
       ...(typeof info.customData === 'object' && info.customData !== null
         ? { customData: info.customData as Document }
         : {}),
+      restrictions: Array.isArray(info.authenticationRestrictions)
+        ? (info.authenticationRestrictions as Document[])
+        : [],
     };
   }
 
@@ -423,14 +542,25 @@ export function createMongoDb(options: MongoDbOptions = {}): Database<MongoConne
     maxUsernameLength: 256,
 
     async connect(login: Login, connectOptions: ConnectOptions = {}): Promise<MongoConnection> {
+      const started = Date.now();
       const timeoutMs = Math.max(1, Math.floor(connectOptions.timeoutMs ?? connectTimeoutMs));
-      const deadline = Date.now() + timeoutMs;
+      // The session ends with the invocation; signing in ends sooner, after timeoutMs.
+      const sessionDeadline = connectOptions.deadline;
+      const connectDeadline = Math.min(
+        started + timeoutMs,
+        sessionDeadline ?? Number.POSITIVE_INFINITY,
+      );
+      const left = () => Math.max(1, Math.floor(connectDeadline - Date.now()));
       const url = `mongodb://${await hostForUrl(login.host)}:${login.port}/`;
+      requireDatabaseName(login.database, 'the authentication database');
+      if (login.usersDatabase !== undefined) {
+        requireDatabaseName(login.usersDatabase, "the users' database");
+      }
       let client: MongoClient | undefined;
       try {
-        const tls = await tlsOptions(login, timeoutMs, connectOptions.logger);
+        const tls = await tlsOptions(login, left(), connectOptions.logger);
         const { MongoClient } = await loadDriver();
-        const left = Math.max(1_000, deadline - Date.now());
+        const budget = left();
         client = new MongoClient(url, {
           ...tls,
           // Credentials as options, never in the connection string: no escaping, no leaks.
@@ -438,23 +568,40 @@ export function createMongoDb(options: MongoDbOptions = {}): Database<MongoConne
           authSource: login.database,
           directConnection: true,
           retryWrites: false,
-          serverSelectionTimeoutMS: left,
-          connectTimeoutMS: left,
-          socketTimeoutMS: operationTimeoutMs,
+          serverSelectionTimeoutMS: budget,
+          connectTimeoutMS: budget,
+          // The idle limit of every socket read, SCRAM's included (the driver gives only the
+          // first hello connectTimeoutMS): no read outlives the session. Each command is bounded
+          // more tightly by its own signal (run).
+          socketTimeoutMS: commandBudget({ deadline: sessionDeadline }),
+          // Bounds getting a signed-in connection (TCP, TLS, hello and SCRAM together) by the
+          // connect timeout: a server that answers hello and then stalls SCRAM is found out
+          // in timeoutMs, not at the end of the invocation.
+          waitQueueTimeoutMS: budget,
           maxPoolSize: 1,
           appName: 'secrets-rotation',
         });
         await client.connect();
         // Signs in (SCRAM) and proves the session answers.
-        await client.db(login.database).command({ ping: 1 });
+        await client
+          .db(login.database)
+          .command({ ping: 1 }, { signal: AbortSignal.timeout(left()) });
         return {
           client,
           users: client.db(login.usersDatabase ?? login.database),
           user: login.user,
+          ...(sessionDeadline === undefined ? {} : { deadline: sessionDeadline }),
         };
       } catch (error) {
-        await client?.close().catch(() => {});
+        await closeWithin(client, 1_000);
         if (error instanceof TlsError || error instanceof InvalidSecretError) throw error;
+        const name = asFailure(error).name;
+        if (typeof name === 'string' && TIMEOUT_NAMES.has(name)) {
+          throw new ConnectTimeoutError(
+            `${where(login)} did not answer in time: no answer within ${timeoutMs} ms`,
+            { cause: error },
+          );
+        }
         throw classifyMongoError(error, login);
       }
     },
@@ -480,8 +627,15 @@ export function createMongoDb(options: MongoDbOptions = {}): Database<MongoConne
           `MongoDB: cannot create "${user}" like "${like}": no user "${like}" in database "${connection.users.databaseName}"`,
         );
       }
-      // One command: the clone exists with its roles and password, or not at all.
-      const command = { createUser: user, pwd: password, roles: original.roles };
+      // One command: the clone exists with its roles, restrictions and password, or not at all.
+      const command = {
+        createUser: user,
+        pwd: password,
+        roles: original.roles,
+        ...(original.restrictions.length > 0
+          ? { authenticationRestrictions: original.restrictions }
+          : {}),
+      };
       const create = async (document: Document) => {
         try {
           await run(connection, 'creating', user, document, password);
@@ -518,12 +672,18 @@ export function createMongoDb(options: MongoDbOptions = {}): Database<MongoConne
       if (marker === original) return;
       if (marker !== undefined) {
         throw new InvalidSecretError(
-          `MongoDB user "${clone}" was made as a clone of ${JSON.stringify(marker)}, not of "${original}"; refusing to take it over`,
+          `MongoDB user "${clone}" was made as a clone of ${describeMarker(marker)}, not of "${original}"; refusing to take it over`,
           'username',
         );
       }
       // No marker (made by hand, by another tool, or on a server without customData): accept
-      // it only if it holds no role the original lacks.
+      // it only if it holds no role the original lacks and is bound by the same restrictions.
+      if (!sameRestrictions(cloneInfo, originalInfo)) {
+        throw new InvalidSecretError(
+          `MongoDB user "${clone}" has other authenticationRestrictions than "${original}" and no ${CLONE_MARKER} mark in its customData: not a clone made by this function; refusing to hand out its password`,
+          'username',
+        );
+      }
       const extra = missingFrom(cloneInfo.roles, originalInfo.roles);
       if (extra.length > 0) {
         throw new InvalidSecretError(
@@ -545,11 +705,21 @@ export function createMongoDb(options: MongoDbOptions = {}): Database<MongoConne
       if (revoke.length > 0) {
         await run(connection, 'revoking roles', user, { revokeRolesFromUser: user, roles: revoke });
       }
+      // Then the original's restrictions, before any grant: a new role never arrives at a clone
+      // still looser than the original.
+      const restrict = !sameRestrictions(cloneInfo, originalInfo);
+      if (restrict) {
+        await run(connection, 'copying authenticationRestrictions', user, {
+          updateUser: user,
+          authenticationRestrictions: originalInfo.restrictions,
+        });
+      }
       if (grant.length > 0) {
         await run(connection, 'granting roles', user, { grantRolesToUser: user, roles: grant });
       }
       return [
         ...revoke.map((role) => `revoked role ${grantKey(role)}`),
+        ...(restrict ? [`set authenticationRestrictions like "${like}"`] : []),
         ...grant.map((role) => `granted role ${grantKey(role)}`),
       ];
     },
@@ -559,7 +729,7 @@ export function createMongoDb(options: MongoDbOptions = {}): Database<MongoConne
     },
 
     async close(connection) {
-      await connection.client.close().catch(() => {});
+      await closeWithin(connection.client, Math.min(1_000, commandBudget(connection)));
     },
   };
 }

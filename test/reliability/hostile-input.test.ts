@@ -169,9 +169,10 @@ function mongoTarget(): HostileTarget {
     engine: 'mongo',
     otherEngines: ['postgres', 'mysql', 'mariadb'],
     otherUser: 'root',
+    // A name MongoDB forbids stops before any sign-in; one it allows is refused by the server.
     refusedDatabase: (database) =>
       new RegExp(
-        `user "[^"]*" at \\S+ \\(database "${database}"\\) refuses AWSPENDING, AWSCURRENT and AWSPREVIOUS`,
+        `field "dbname" \\(the authentication database, "${database}"\\) is not a MongoDB database name|user "[^"]*" at \\S+ \\(database "${database}"\\) refuses AWSPENDING, AWSCURRENT and AWSPREVIOUS`,
       ),
     database: () => createMongoDb(),
     async connect() {

@@ -9,8 +9,12 @@ interface StoredUser {
   password: string;
   roles: RoleGrant[];
   customData?: Document;
+  /** As createUser takes them: [{ clientSource: [...], serverAddress: [...] }, ...]. */
+  authenticationRestrictions: Document[];
   userId: UUID;
 }
+
+const RESTRICTIONS_FLAG = 'showAuthenticationRestrictions';
 
 /** A server error exactly as the driver builds it from the server's answer document. */
 export const serverError = (code: number, codeName: string, errmsg: string): MongoServerError =>
@@ -30,7 +34,7 @@ export class MongoUserStore {
   /** Every command document received, with pwd replaced by "***". */
   readonly documents: Document[] = [];
   /** Off: roles other than [] and customData are answered NotImplemented, as FerretDB 1.x does. */
-  features = { roles: true, customData: true };
+  features = { roles: true, customData: true, restrictions: true };
   /** The next command fails with this error. */
   failNext?: MongoServerError;
 
@@ -39,7 +43,12 @@ export class MongoUserStore {
   addUser(
     user: string,
     password: string,
-    options: { db?: string; roles?: RoleGrant[]; customData?: Document } = {},
+    options: {
+      db?: string;
+      roles?: RoleGrant[];
+      customData?: Document;
+      authenticationRestrictions?: Document[];
+    } = {},
   ): this {
     const db = options.db ?? 'admin';
     this.users.set(this.key(user, db), {
@@ -48,6 +57,7 @@ export class MongoUserStore {
       password,
       roles: options.roles ?? [],
       ...(options.customData ? { customData: options.customData } : {}),
+      authenticationRestrictions: options.authenticationRestrictions ?? [],
       userId: new UUID(),
     });
     return this;
@@ -111,6 +121,10 @@ export class MongoUserStore {
   }
 
   private usersInfo(db: string, command: Document): Document {
+    if (!this.features.restrictions && RESTRICTIONS_FLAG in command) {
+      // A server without the notion refusing the flag (an answer made up for the test: it names the field).
+      throw serverError(303, 'Location303', `Field '${RESTRICTIONS_FLAG}' is not supported`);
+    }
     const wanted = command.usersInfo as { user: string; db: string } | string;
     const [user, userDb] = typeof wanted === 'string' ? [wanted, db] : [wanted.user, wanted.db];
     const found = this.user(user, userDb);
@@ -125,6 +139,13 @@ export class MongoUserStore {
               ...(found.customData ? { customData: found.customData } : {}),
               roles: found.roles.map((r) => ({ ...r })),
               mechanisms: ['SCRAM-SHA-1', 'SCRAM-SHA-256'],
+              // MongoDB answers both arrays only when asked (roles here carry none).
+              ...(command.showAuthenticationRestrictions === true
+                ? {
+                    authenticationRestrictions: found.authenticationRestrictions,
+                    inheritedAuthenticationRestrictions: [],
+                  }
+                : {}),
             },
           ]
         : [],
@@ -153,6 +174,9 @@ export class MongoUserStore {
       db,
       roles: roles.map((r) => ({ role: r.role, db: r.db })),
       ...(command.customData ? { customData: command.customData as Document } : {}),
+      ...(Array.isArray(command.authenticationRestrictions)
+        ? { authenticationRestrictions: command.authenticationRestrictions as Document[] }
+        : {}),
     });
     return { ok: 1 };
   }
@@ -167,6 +191,9 @@ export class MongoUserStore {
       );
     }
     if (typeof command.pwd === 'string') stored.password = command.pwd;
+    if (Array.isArray(command.authenticationRestrictions)) {
+      stored.authenticationRestrictions = command.authenticationRestrictions as Document[];
+    }
     return { ok: 1 };
   }
 

@@ -128,6 +128,11 @@ describe('mongodb failure classification', () => {
       ConnectionError,
     ],
     [
+      "a password the driver's SASLprep refuses to send (never a server problem to retry)",
+      new Error('Prohibited character, see https://tools.ietf.org/html/rfc4013#section-2.3'),
+      InvalidSecretError,
+    ],
+    [
       'a command the user may not run (13 Unauthorized)',
       serverError(13, 'Unauthorized', 'not authorized on admin to execute command { ping: 1 }'),
       DatabaseError,
@@ -190,6 +195,30 @@ describe('mongodb adapter options', () => {
     const db = createMongoDb({ loadDriver });
     for (const host of ['evil@other-host', 'a,b', 'h/path']) {
       await expect(db.connect({ ...login, host })).rejects.toThrow(InvalidSecretError);
+    }
+    expect(loadDriver).not.toHaveBeenCalled();
+  });
+});
+
+describe('mongodb database names', () => {
+  it.each([
+    ['a dot (namespace separator)', 'orders.archive', /contains "\."/],
+    ['a dollar (reserved: $external, $cmd)', '$external', /contains "\$"/],
+    ['a slash', 'a/b', /contains "\/"/],
+    ['a space', 'my orders', /contains " "/],
+    ['a NUL', 'orders\u0000admin', /contains "\\u0000"/],
+    ['64 bytes in UTF-8 (32 characters)', 'é'.repeat(32), /1 to 63 bytes long \(it has 64\)/],
+  ])('refuses %s before any connection, naming dbname', async (_, name, message) => {
+    const loadDriver = vi.fn();
+    const db = createMongoDb({ loadDriver });
+    for (const target of [
+      { ...login, database: name },
+      { ...login, database: 'admin', usersDatabase: name },
+    ]) {
+      const failure = await db.connect(target).catch((e: unknown) => e);
+      expect(failure).toBeInstanceOf(InvalidSecretError);
+      expect((failure as InvalidSecretError).field).toBe('dbname');
+      expect(String(failure)).toMatch(message);
     }
     expect(loadDriver).not.toHaveBeenCalled();
   });
@@ -397,6 +426,111 @@ describe('mongodb user administration on MongoDB answers', () => {
   });
 });
 
+describe('mongodb clones and authenticationRestrictions (MongoDB answers; FerretDB has none)', () => {
+  let store: MongoUserStore;
+  const db = createMongoDb();
+  const master = (): MongoConnection =>
+    store.connect({ ...login, user: 'master', password: 'master-password-1', tls: 'disable' });
+  const appNetwork = [{ clientSource: ['10.0.0.0/16'], serverAddress: ['10.0.1.5'] }];
+
+  beforeEach(() => {
+    store = new MongoUserStore().addUser('master', 'master-password-1');
+  });
+
+  it('creates the clone bound by the restrictions of the original', async () => {
+    store.addUser('app', 'p-1', {
+      roles: [{ role: 'read', db: 'orders' }],
+      authenticationRestrictions: appNetwork,
+    });
+
+    await db.createUserLike(master(), 'app_clone', 'clone-password-1', 'app');
+
+    expect(store.user('app_clone')?.authenticationRestrictions).toEqual(appNetwork);
+  });
+
+  it('refuses to take over an unmarked clone that may sign in from anywhere while the original may not', async () => {
+    // Prepare: a look-alike with the same roles, made by hand, without the restrictions.
+    store.addUser('app', 'p-1', {
+      roles: [{ role: 'read', db: 'orders' }],
+      authenticationRestrictions: appNetwork,
+    });
+    store.addUser('app_clone', 'p-2', { roles: [{ role: 'read', db: 'orders' }] });
+
+    // Act
+    const outcome = await db.verifyClone?.(master(), 'app_clone', 'app').then(
+      () => 'accepted',
+      (e: unknown) => e,
+    );
+
+    // Assess
+    expect(outcome).toBeInstanceOf(InvalidSecretError);
+    expect(String(outcome)).toMatch(/other authenticationRestrictions than "app".*refusing/);
+    expect(store.user('app_clone')?.password).toBe('p-2');
+  });
+
+  it('brings a marked clone to the original restrictions before granting it a role', async () => {
+    // Prepare: our clone, made before the original was restricted and given a role.
+    store.addUser('app', 'p-1', {
+      roles: [
+        { role: 'read', db: 'orders' },
+        { role: 'read', db: 'audit' },
+      ],
+      authenticationRestrictions: appNetwork,
+    });
+    store.addUser('app_clone', 'p-2', {
+      roles: [{ role: 'read', db: 'orders' }],
+      customData: { [CLONE_MARKER]: 'app' },
+    });
+
+    // Act
+    const changes = await db.syncPrivileges?.(master(), 'app_clone', 'app');
+
+    // Assess
+    expect(changes).toEqual([
+      'set authenticationRestrictions like "app"',
+      'granted role read@audit',
+    ]);
+    expect(store.user('app_clone')?.authenticationRestrictions).toEqual(appNetwork);
+    expect(store.commands.slice(-2)).toEqual([
+      'admin: updateUser app_clone',
+      'admin: grantRolesToUser app_clone',
+    ]);
+  });
+
+  it.each([
+    ['a megabyte string', 'x'.repeat(1_000_000), /clone of "x{128}…", not of "app"/],
+    [
+      'a deeply nested document',
+      JSON.parse(`${'{"a":'.repeat(5_000)}1${'}'.repeat(5_000)}`),
+      /clone of a mark of type object/,
+    ],
+    ['an array', ['app'], /clone of a mark of type array/],
+  ])(
+    'names a foreign clone mark that is %s without quoting it whole',
+    async (_, marker, message) => {
+      store
+        .addUser('app', 'p-1')
+        .addUser('app_clone', 'p-2', { customData: { [CLONE_MARKER]: marker } });
+
+      const outcome = await db.verifyClone?.(master(), 'app_clone', 'app').catch((e: unknown) => e);
+
+      expect(outcome).toBeInstanceOf(InvalidSecretError);
+      expect(String(outcome)).toMatch(message);
+      expect(String(outcome).length).toBeLessThan(1_000);
+    },
+  );
+
+  it('asks for restrictions in the same usersInfo, and does without where the server refuses the flag', async () => {
+    store.features.restrictions = false;
+    store.addUser('app', 'p-1');
+
+    await db.createUserLike(master(), 'app_clone', 'clone-password-1', 'app');
+
+    expect(store.user('app_clone')?.password).toBe('clone-password-1');
+    expect(store.documents[0]).toMatchObject({ showAuthenticationRestrictions: true });
+  });
+});
+
 describe('mongodb alternating users over MongoDB answers (roles, which FerretDB lacks)', () => {
   const fake = new FakeSecretsManager();
   const stub = mockSecretsManager(fake);
@@ -512,5 +646,52 @@ describe('mongodb alternating users over MongoDB answers (roles, which FerretDB 
     expect(fake.valueOfVersion(secretId, token)).toBeDefined();
     expect(fake.versionOf(secretId, 'AWSCURRENT')).toBe(token);
     expect(loadDriver).not.toHaveBeenCalled();
+  });
+});
+
+describe('mongodb commands bounded by the session deadline', () => {
+  /** A server that never answers: only the command's signal ends the wait, as in the driver. */
+  const silent = (deadline?: number): MongoConnection => ({
+    client: { close: () => new Promise(() => {}) },
+    users: {
+      databaseName: 'admin',
+      command: (_: unknown, options?: { signal?: AbortSignal }) =>
+        new Promise((_resolve, reject) => {
+          options?.signal?.addEventListener('abort', () => reject(options.signal?.reason));
+        }),
+    } as MongoConnection['users'],
+    user: 'master',
+    ...(deadline === undefined ? {} : { deadline }),
+  });
+
+  it('gives up on a command at the deadline with a timeout, never an authentication error', async () => {
+    // Prepare
+    const db = createMongoDb();
+    const started = Date.now();
+
+    // Act
+    const failure = await db
+      .setPassword(silent(started + 150), 'app', 'new-password-2')
+      .catch((e: unknown) => e);
+
+    // Assess
+    expect(failure).toBeInstanceOf(ConnectTimeoutError);
+    expect(String(failure)).toMatch(/no answer within \d+ ms/);
+    expect(String(failure)).not.toContain('new-password-2');
+    expect(Date.now() - started).toBeLessThan(1_000);
+  });
+
+  it('without a deadline, bounds each command by operationTimeoutMs', async () => {
+    const db = createMongoDb({ operationTimeoutMs: 100 });
+    const started = Date.now();
+    await expect(db.ping(silent())).rejects.toThrow(ConnectTimeoutError);
+    expect(Date.now() - started).toBeLessThan(1_000);
+  });
+
+  it('closes within a second even if the close never completes', async () => {
+    const db = createMongoDb();
+    const started = Date.now();
+    await db.close(silent(started + 60_000));
+    expect(Date.now() - started).toBeLessThan(1_500);
   });
 });
