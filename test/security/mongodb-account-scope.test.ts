@@ -29,10 +29,8 @@ describe('mongodb account scope of AWSPENDING', () => {
     await harness.stop();
   });
 
-  // A hole in shared/strategies (requireSameServer compares host, port and scope, not dbname):
-  // reported to the lead. `it.fails` records it; it turns red once the strategy refuses such an
-  // AWSPENDING, and then becomes a plain `it`.
-  it.fails('never promotes an AWSPENDING that names the same user in another authentication database', async () => {
+  // requireSameServer compares dbname too: on MongoDB it is part of the user's identity.
+  it('never promotes an AWSPENDING that names the same user in another authentication database', async () => {
     // Prepare: the application's user in admin, and the planted namesake in another database.
     const name = randomName('scoped');
     const theirs = randomName('theirs');
