@@ -350,6 +350,14 @@ export function createMysql(options: MysqlOptions = {}): Database<MysqlSession> 
         user: at < 0 ? String(row.account) : String(row.account).slice(0, at),
         host: at < 0 ? '%' : String(row.account).slice(at + 1),
       };
+      // The server may authenticate another account than the one named: an anonymous account
+      // (''@'localhost' sorts before 'app'@'%'), or a proxied one. Its password proves nothing
+      // about the named user, and its session must never be taken for the user's.
+      if (session.account.user !== login.user) {
+        throw new AuthenticationError(
+          `${where(login)}: the server signed the session in as ${session.account.user === '' ? 'an anonymous account' : `another user "${session.account.user}"`} (host part '${session.account.host}'), not as the user named`,
+        );
+      }
       // The driver escapes with backslashes: a server running NO_BACKSLASH_ESCAPES would read
       // an escaped quote as the end of the string. Never let it apply to this session.
       const modes = String(row.sqlMode ?? '').split(',');
@@ -652,6 +660,10 @@ export function createMysql(options: MysqlOptions = {}): Database<MysqlSession> 
     },
 
     accountScope,
+
+    async signedInScope(session) {
+      return session.account.host;
+    },
 
     async createUserLike(session, user, password, like, scope) {
       const original = await accountOf(session, like, scope);

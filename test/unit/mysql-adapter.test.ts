@@ -165,7 +165,7 @@ describe('mysql password changes, by server', () => {
   it('never retains the old password of another account (alternating users, as the master)', async () => {
     const fake = fakeDriver({ version: '8.0.36', account: 'admin@%' });
     const db = createMysql({ env: {}, driver: fake.load });
-    const session = await db.connect(login);
+    const session = await db.connect({ ...login, user: 'admin' });
     fake.statements.length = 0;
 
     await db.setPassword(session, 'app_clone', 'pw', '10.%');
@@ -174,6 +174,26 @@ describe('mysql password changes, by server', () => {
       "ALTER USER 'app_clone'@'10.%' DISCARD OLD PASSWORD",
       "ALTER USER 'app_clone'@'10.%' IDENTIFIED BY 'pw'",
     ]);
+  });
+
+  it.each([
+    ['@localhost', /an anonymous account/],
+    ['root@%', /another user "root"/],
+  ])(
+    'refuses a session the server signed in as %s instead of the user named (anonymous or proxied account)',
+    async (account, message) => {
+      const fake = fakeDriver({ version: '10.11.6-MariaDB', account });
+      const db = createMysql({ env: {}, driver: fake.load });
+      const error = await db.connect(login).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(AuthenticationError);
+      expect((error as Error).message).toMatch(message);
+    },
+  );
+
+  it('reports the host part the server authenticated as the signed-in scope', async () => {
+    const fake = fakeDriver({ version: '10.11.6-MariaDB', account: 'app@10.0.%' });
+    const db = createMysql({ env: {}, driver: fake.load });
+    expect(await db.signedInScope?.(await db.connect(login))).toBe('10.0.%');
   });
 
   it('takes NO_BACKSLASH_ESCAPES out of the session, since the driver escapes with backslashes', async () => {
