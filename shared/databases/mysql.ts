@@ -16,9 +16,11 @@ import type { RotationLogger } from '../common/logger.js';
 import {
   type Account,
   type AccountOptions,
+  authenticationPlugins,
   capabilitiesOf,
   extraGlobalPrivileges,
   type MysqlServer,
+  nativePasswordHash,
   parseServerVersion,
   parseShowGrants,
   planAccountOptions,
@@ -257,6 +259,9 @@ const defaultDriver = async (): Promise<MysqlDriver> => {
     escapeId: (value, forbidQualified) => mysql.escapeId(value, forbidQualified),
   };
 };
+
+const atLeastMariadb = (session: MysqlSession, major: number, minor: number): boolean =>
+  session.server.major > major || (session.server.major === major && session.server.minor >= minor);
 
 const showAccount = (a: Account): string => `'${a.user}'@'${a.host}'`;
 const sameAccount = (a: Account, b: Account): boolean =>
@@ -542,16 +547,48 @@ export function createMysql(options: MysqlOptions = {}): Database<MysqlSession> 
     return changes;
   }
 
+  /** The authentication plugins of a MariaDB account (SHOW CREATE USER: allowed on one's own). */
+  async function mariadbPlugins(session: MysqlSession, account: Account): Promise<string[]> {
+    const own = sameAccount(account, session.account);
+    const show = atLeastMariadb(session, 10, 2) ? 'SHOW CREATE USER' : 'SHOW GRANTS FOR';
+    const rows = await run<Record<string, unknown>[]>(
+      session,
+      `reading how ${showAccount(account)} authenticates`,
+      own ? `${show} CURRENT_USER()` : `${show} ?@?`,
+      own ? [] : [account.user, account.host],
+    );
+    return authenticationPlugins(rows.map((row) => String(Object.values(row)[0] ?? '')));
+  }
+
   async function changePassword(
     session: MysqlSession,
     account: Account,
     password: string,
+    plugins?: string[],
   ): Promise<void> {
     const q = quoting(session);
     const target = renderAccount(account, q);
     const capabilities = capabilitiesOf(session.server);
     const what = `changing the password of ${showAccount(account)}`;
+    if (session.server.flavor === 'mariadb') {
+      // MariaDB writes statements to its general and slow query logs as sent: send the hash.
+      // Only mysql_native_password's can be computed here; the password-less unix_socket and
+      // named_pipe may sit beside it (IDENTIFIED VIA unix_socket OR mysql_native_password).
+      const methods = plugins ?? (await mariadbPlugins(session, account));
+      const other = methods.filter(
+        (p) => p !== 'mysql_native_password' && p !== 'unix_socket' && p !== 'named_pipe',
+      );
+      if (other.length > 0 || !methods.includes('mysql_native_password')) {
+        throw new DatabaseError(
+          `MySQL/MariaDB: ${showAccount(account)} authenticates with ${methods.join(' OR ')}; this function changes MariaDB passwords only for mysql_native_password accounts, whose hash it sends instead of the password (a plain-text password would be written to the server's general and slow query logs)`,
+        );
+      }
+      const hash = nativePasswordHash(password);
+      await run(session, what, `SET PASSWORD FOR ${target} = ?`, [hash], [password, hash]);
+      return;
+    }
     if (capabilities.passwordSyntax === 'set-password') {
+      // MySQL before 5.7.6: the server rewrites SET PASSWORD out of its logs.
       await run(session, what, `SET PASSWORD FOR ${target} = PASSWORD(?)`, [password], [password]);
       return;
     }
@@ -672,12 +709,13 @@ export function createMysql(options: MysqlOptions = {}): Database<MysqlSession> 
       // A throw-away password until the clone holds every grant: AWSPENDING signs in only once
       // the clone is complete, so a crash half-way is never taken for a finished job by a retry.
       const throwaway = `${randomBytes(18).toString('base64url')}#Aa1`;
+      const mariadb = session.server.flavor === 'mariadb';
       try {
         await run(
           session,
           `creating ${showAccount(clone)}`,
           renderCreateUser(session.server, clone, await readOptions(session, original), q),
-          [throwaway],
+          [mariadb ? nativePasswordHash(throwaway) : throwaway],
           [throwaway],
         );
       } catch (error) {
@@ -693,7 +731,13 @@ export function createMysql(options: MysqlOptions = {}): Database<MysqlSession> 
         throw error;
       }
       await sync(session, clone, original);
-      await changePassword(session, clone, password);
+      // On MariaDB the clone was just made IDENTIFIED BY PASSWORD: mysql_native_password.
+      await changePassword(
+        session,
+        clone,
+        password,
+        mariadb ? ['mysql_native_password'] : undefined,
+      );
     },
 
     async syncPrivileges(session, user, like, scope) {

@@ -16,6 +16,7 @@ import {
   type MysqlClient,
   type MysqlDriver,
 } from '../../shared/databases/mysql.js';
+import { nativePasswordHash } from '../../shared/databases/mysql-grants.js';
 import { LogRecorder } from '../support/log-recorder.js';
 
 const login = {
@@ -147,20 +148,63 @@ describe('mysql password changes, by server', () => {
     ['5.7.44-log', "ALTER USER 'app'@'%' IDENTIFIED BY 'N3w-p\\\\a\\'ss'"],
     ['5.7.mysql_aurora.2.11.2', "ALTER USER 'app'@'%' IDENTIFIED BY 'N3w-p\\\\a\\'ss'"],
     ['5.6.51', "SET PASSWORD FOR 'app'@'%' = PASSWORD('N3w-p\\\\a\\'ss')"],
-    ['10.11.19-MariaDB-0+deb12u1', "SET PASSWORD FOR 'app'@'%' = PASSWORD('N3w-p\\\\a\\'ss')"],
-    ['11.4.2-MariaDB-ubu2404', "SET PASSWORD FOR 'app'@'%' = PASSWORD('N3w-p\\\\a\\'ss')"],
-  ])('on %s changes the password with one plain statement', async (version, statement) => {
-    const { statements } = await changeOwnPassword({ version });
-    expect(statements).toEqual([statement]);
-  });
+  ])(
+    'on %s changes the password with one plain statement (the server rewrites it out of its logs)',
+    async (version, statement) => {
+      const { statements } = await changeOwnPassword({ version });
+      expect(statements).toEqual([statement]);
+    },
+  );
+
+  it.each([
+    ['10.11.19-MariaDB-0+deb12u1', 'SHOW CREATE USER CURRENT_USER()'],
+    ['11.4.2-MariaDB-ubu2404', 'SHOW CREATE USER CURRENT_USER()'],
+    ['10.1.48-MariaDB', 'SHOW GRANTS FOR CURRENT_USER()'],
+  ])(
+    'on %s sends the mysql_native_password hash, never the password (MariaDB logs statements as sent)',
+    async (version, show) => {
+      const { statements } = await changeOwnPassword({ version });
+      expect(statements).toEqual([
+        show,
+        `SET PASSWORD FOR 'app'@'%' = '${nativePasswordHash("N3w-p\\a'ss")}'`,
+      ]);
+      expect(statements.join('\n')).not.toContain('N3w');
+    },
+  );
 
   it('changes the account the session signed in as, host part included', async () => {
     const { statements } = await changeOwnPassword({
       version: '10.11.6-MariaDB',
       account: 'app@10.0.%',
     });
-    expect(statements).toEqual(["SET PASSWORD FOR 'app'@'10.0.%' = PASSWORD('N3w-p\\\\a\\'ss')"]);
+    expect(statements.at(-1)).toBe(
+      `SET PASSWORD FOR 'app'@'10.0.%' = '${nativePasswordHash("N3w-p\\a'ss")}'`,
+    );
   });
+
+  it.each([
+    "CREATE USER `app`@`%` IDENTIFIED VIA ed25519 USING 'ZIgUREUg5PVgQ6LskhXmO+eZLS0nC8be6HPjYWR4YJY'",
+    'CREATE USER `app`@`%` IDENTIFIED VIA unix_socket',
+    "CREATE USER `app`@`%` IDENTIFIED VIA mysql_native_password USING '*B69027D44F6E5EDC07F1AEAD1477967B16F28227' OR pam",
+  ])(
+    'refuses, rather than send the password in plain text, a MariaDB account whose hash it cannot compute: %s',
+    async (line) => {
+      const fake = fakeDriver({ version: '10.11.6-MariaDB' });
+      const db = createMysql({ env: {}, driver: fake.load });
+      const session = await db.connect(login);
+      const query = session.client.query.bind(session.client);
+      session.client.query = async (options) =>
+        options.sql.startsWith('SHOW CREATE USER')
+          ? [[{ 'CREATE USER for app@%': line }], []]
+          : query(options);
+      fake.statements.length = 0;
+      const error = await db.setPassword(session, 'app', 'N3w-pass').catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(DatabaseError);
+      expect((error as Error).message).toMatch(/only for mysql_native_password accounts/);
+      expect(fake.statements.join('\n')).not.toContain('N3w');
+      expect(fake.statements.filter((s) => s.startsWith('SET PASSWORD'))).toEqual([]);
+    },
+  );
 
   it('never retains the old password of another account (alternating users, as the master)', async () => {
     const fake = fakeDriver({ version: '8.0.36', account: 'admin@%' });
