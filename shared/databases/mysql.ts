@@ -72,6 +72,10 @@ export interface MysqlSession {
   /** CURRENT_USER(): the account the session signed in as. */
   account: Account;
   logger?: RotationLogger;
+  /** Epoch ms by which every statement must be answered (ConnectOptions.deadline). */
+  deadline?: number;
+  /** Set once the client was destroyed (a statement timed out): nothing more is sent. */
+  destroyed?: boolean;
 }
 
 /** Options of {@link createMysql}; unset ones come from `env`. */
@@ -299,10 +303,25 @@ export function createMysql(options: MysqlOptions = {}): Database<MysqlSession> 
     values: unknown[] = [],
     secrets: readonly string[] = [],
   ): Promise<T> {
+    const left =
+      session.deadline === undefined ? statementTimeoutMs : session.deadline - Date.now();
+    if (left <= 0) {
+      throw new DatabaseError(`MySQL/MariaDB: no time left before the deadline for ${what}`);
+    }
     try {
-      const [rows] = await session.client.query({ sql, values, timeout: statementTimeoutMs });
+      const [rows] = await session.client.query({
+        sql,
+        values,
+        timeout: Math.max(1, Math.ceil(Math.min(statementTimeoutMs, left))),
+      });
       return rows as T;
     } catch (error) {
+      if (errorCode(error) === 'PROTOCOL_SEQUENCE_TIMEOUT') {
+        // mysql2 keeps waiting for the answer on this connection: drop it, so that close()
+        // and the Lambda never wait on a silent network path.
+        session.destroyed = true;
+        session.client.destroy();
+      }
       // A syntax error quotes the statement as sent: with the escaped form of the values.
       const all = secrets.flatMap((secret) => [secret, session.driver.escape(secret).slice(1, -1)]);
       scrubDriverError(error, all);
@@ -317,6 +336,7 @@ export function createMysql(options: MysqlOptions = {}): Database<MysqlSession> 
     ssl: { rejectUnauthorized: boolean; verifyIdentity?: boolean } | undefined,
     timeoutMs: number,
     logger: RotationLogger | undefined,
+    deadline: number | undefined,
   ): Promise<MysqlSession> {
     driverPromise ??= loadDriver();
     const driver = await driverPromise;
@@ -340,6 +360,7 @@ export function createMysql(options: MysqlOptions = {}): Database<MysqlSession> 
       server: { flavor: 'mysql', major: 0, minor: 0, patch: 0, version: '' },
       account: { user: login.user, host: '' },
       ...(logger ? { logger } : {}),
+      ...(deadline === undefined ? {} : { deadline }),
     };
     try {
       const rows = await run<{ version: string; account: string; sqlMode: string }[]>(
@@ -371,11 +392,60 @@ export function createMysql(options: MysqlOptions = {}): Database<MysqlSession> 
           modes.filter((mode) => mode.trim().toUpperCase() !== 'NO_BACKSLASH_ESCAPES').join(','),
         ]);
       }
+      if (deadline !== undefined) await boundSession(session, deadline);
       return session;
     } catch (error) {
-      await client.end().catch(() => client.destroy());
+      await endClient(session);
       throw error;
     }
+  }
+
+  /**
+   * The server's side of the deadline: a session whose client went silent (a dead route, a
+   * frozen Lambda) is ended by the server once the invocation is over (wait_timeout), and no
+   * statement waits on a lock past it (lock_wait_timeout for metadata and ACL locks,
+   * innodb_lock_wait_timeout for rows, MariaDB's max_statement_time for the whole statement).
+   * Never raised above what the session already has. The adapter runs no transaction and
+   * takes no user lock (GET_LOCK): each statement's locks end with it.
+   */
+  async function boundSession(session: MysqlSession, deadline: number): Promise<void> {
+    const seconds = Math.max(1, Math.ceil((deadline - Date.now()) / 1000));
+    const mariadb = session.server.flavor === 'mariadb';
+    await run(
+      session,
+      'bounding the session by the deadline',
+      `SET SESSION wait_timeout = LEAST(@@SESSION.wait_timeout, ?),
+           lock_wait_timeout = LEAST(@@SESSION.lock_wait_timeout, ?),
+           innodb_lock_wait_timeout = LEAST(@@SESSION.innodb_lock_wait_timeout, ?)${
+             mariadb
+               ? ', max_statement_time = IF(@@SESSION.max_statement_time = 0, ?, LEAST(@@SESSION.max_statement_time, ?))'
+               : ''
+           }`,
+      mariadb ? [seconds, seconds, seconds, seconds, seconds] : [seconds, seconds, seconds],
+    );
+  }
+
+  /** Ends the client politely, but never waits on it past a second, nor past the deadline. */
+  async function endClient(session: MysqlSession): Promise<void> {
+    if (session.destroyed) return;
+    const { client } = session;
+    const wait = Math.max(
+      0,
+      Math.min(1_000, session.deadline === undefined ? 1_000 : session.deadline - Date.now()),
+    );
+    let timer: NodeJS.Timeout | undefined;
+    const ended = await Promise.race([
+      client.end().then(
+        () => true,
+        () => false,
+      ),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(false), wait);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (!ended) client.destroy();
+    session.destroyed = true;
   }
 
   /** The host part of `user`'s only account, read from mysql.user. */
@@ -649,19 +719,22 @@ export function createMysql(options: MysqlOptions = {}): Database<MysqlSession> 
     async connect(login: Login, connectOptions: ConnectOptions = {}): Promise<MysqlSession> {
       const timeoutMs = connectOptions.timeoutMs ?? connectTimeoutMs;
       const logger = connectOptions.logger;
+      const deadline = connectOptions.deadline;
       try {
-        if (login.tls === 'disable') return await open(login, undefined, timeoutMs, logger);
+        if (login.tls === 'disable')
+          return await open(login, undefined, timeoutMs, logger, deadline);
         if (login.tls === 'verify') {
           return await open(
             login,
             { rejectUnauthorized: true, verifyIdentity: true },
             timeoutMs,
             logger,
+            deadline,
           );
         }
         try {
           // "TLS preferred": encrypt without verification; plaintext only if the server has no TLS.
-          return await open(login, { rejectUnauthorized: false }, timeoutMs, logger);
+          return await open(login, { rejectUnauthorized: false }, timeoutMs, logger, deadline);
         } catch (error) {
           if (errorCode(error) !== 'HANDSHAKE_NO_SSL_SUPPORT') throw error;
           logger?.warn(
@@ -672,7 +745,7 @@ export function createMysql(options: MysqlOptions = {}): Database<MysqlSession> 
               user: login.user,
             },
           );
-          return await open(login, undefined, timeoutMs, logger);
+          return await open(login, undefined, timeoutMs, logger, deadline);
         }
       } catch (error) {
         throw classifyMysqlError(error, login);
@@ -766,7 +839,7 @@ export function createMysql(options: MysqlOptions = {}): Database<MysqlSession> 
     },
 
     async close(session) {
-      await session.client.end().catch(() => session.client.destroy());
+      await endClient(session);
     },
   };
 }

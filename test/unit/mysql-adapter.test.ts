@@ -240,6 +240,27 @@ describe('mysql password changes, by server', () => {
     expect(await db.signedInScope?.(await db.connect(login))).toBe('10.0.%');
   });
 
+  it('bounds every statement by the deadline, and has the server end the session after it', async () => {
+    const fake = fakeDriver({ version: '10.11.6-MariaDB' });
+    const timeouts: (number | undefined)[] = [];
+    const db = createMysql({ env: {}, driver: fake.load });
+    const session = await db.connect(login, { deadline: Date.now() + 4_500 });
+    const query = session.client.query.bind(session.client);
+    session.client.query = (options) => {
+      timeouts.push(options.timeout);
+      return query(options);
+    };
+    await db.ping(session);
+    expect(fake.statements[1]).toMatch(
+      /^SET SESSION wait_timeout = LEAST\(@@SESSION.wait_timeout, 5\),\s+lock_wait_timeout = LEAST\(@@SESSION.lock_wait_timeout, 5\),\s+innodb_lock_wait_timeout = LEAST\(@@SESSION.innodb_lock_wait_timeout, 5\), max_statement_time = IF\(@@SESSION.max_statement_time = 0, 5, LEAST\(@@SESSION.max_statement_time, 5\)\)$/,
+    );
+    expect(timeouts[0]).toBeLessThanOrEqual(4_500);
+    expect(timeouts[0]).toBeGreaterThan(4_000);
+    const late = await db.connect(login, { deadline: Date.now() + 10_000 });
+    late.deadline = Date.now() - 1;
+    await expect(db.ping(late)).rejects.toThrow(/no time left before the deadline/);
+  });
+
   it('takes NO_BACKSLASH_ESCAPES out of the session, since the driver escapes with backslashes', async () => {
     const fake = fakeDriver({
       version: '8.0.36',
