@@ -264,6 +264,13 @@ const defaultDriver = async (): Promise<MysqlDriver> => {
   };
 };
 
+/** Plugins that check a password stored in the account (MySQL). */
+const MYSQL_PASSWORD_PLUGINS = new Set([
+  'mysql_native_password',
+  'caching_sha2_password',
+  'sha256_password',
+]);
+
 const atLeastMariadb = (session: MysqlSession, major: number, minor: number): boolean =>
   session.server.major > major || (session.server.major === major && session.server.minor >= minor);
 
@@ -822,10 +829,28 @@ export function createMysql(options: MysqlOptions = {}): Database<MysqlSession> 
       const originalAccount = await accountOf(session, original, scope);
       const cloneAccount = { user: clone, host: originalAccount.host };
       if (!(await accountExists(session, cloneAccount))) return;
-      const extra = extraGlobalPrivileges(
-        (await showGrants(session, originalAccount)).grants,
-        (await showGrants(session, cloneAccount)).grants,
-      );
+      const originalGrants = await showGrants(session, originalAccount);
+      const cloneGrants = await showGrants(session, cloneAccount);
+      const extra = extraGlobalPrivileges(originalGrants.grants, cloneGrants.grants);
+      if (cloneGrants.ignored.includes('PROXY') && !originalGrants.ignored.includes('PROXY')) {
+        extra.push('PROXY');
+      }
+      // A clone signs in only with the password this function sets: never through another
+      // plugin (unix_socket, PAM...) someone else may use.
+      const plugins =
+        session.server.flavor === 'mariadb'
+          ? await mariadbPlugins(session, cloneAccount)
+          : [(await readOptions(session, cloneAccount)).plugin];
+      const own =
+        session.server.flavor === 'mariadb'
+          ? plugins.length === 1 && plugins[0] === 'mysql_native_password'
+          : plugins.every((p) => MYSQL_PASSWORD_PLUGINS.has(p));
+      if (!own) {
+        throw new InvalidSecretError(
+          `MySQL/MariaDB account ${showAccount(cloneAccount)} authenticates with ${plugins.join(' OR ')}: not a clone made by this function; refusing to take it over`,
+          'username',
+        );
+      }
       if (extra.length > 0) {
         throw new InvalidSecretError(
           `MySQL/MariaDB account ${showAccount(cloneAccount)} holds ${extra.join(', ')} ON *.*, which ${showAccount(originalAccount)} lacks: not a clone made by this function; refusing to take it over`,

@@ -182,3 +182,78 @@ describe('mysql alternating users: accounthost naming another account of the sam
     expect((await admin.userRow(name, STRONG))?.hash).toBe(nativeHash(strongPassword));
   });
 });
+
+/**
+ * Actor: whoever made an account named `<name>_clone` that another way of signing in reaches
+ * (unix_socket: any OS user of that name on the server host). Invariant: the rotation never
+ * adopts it, so it never receives the original's grants nor a password from the secret.
+ */
+describe('mysql alternating users: a pre-existing _clone account on another plugin', () => {
+  let admin: MysqlAdmin;
+  const harness = new RotationHarness();
+  const users: string[] = [];
+  let masterArn: string;
+  let table: string;
+
+  beforeAll(async () => {
+    admin = await MysqlAdmin.connect(inject('mysqlAdminUrl'));
+    await harness.start();
+    masterArn = harness.fake.createSecret({
+      name: `rds/master-${randomName('m')}`,
+      secretString: JSON.stringify({
+        engine: admin.mariadb ? 'mariadb' : 'mysql',
+        host: admin.host,
+        port: admin.port,
+        username: admin.username,
+        password: admin.password,
+      }),
+    });
+    table = `${admin.id(admin.database)}.${admin.id(randomName('orders'))}`;
+    await admin.query(`CREATE TABLE ${table} (a int)`);
+  });
+
+  afterAll(async () => {
+    await admin.dropUsers(users.flatMap((name) => [`${name}_clone`, name]));
+    await admin.query(`DROP TABLE IF EXISTS ${table}`);
+    await admin.close();
+    await harness.stop();
+  });
+
+  it('refuses to take over a _clone that also signs in through unix_socket', async () => {
+    // Prepare
+    const name = randomName('plg');
+    users.push(name);
+    const password = `pw-${randomName('pw')}`;
+    await admin.createUser(name, password);
+    await admin.query(`GRANT SELECT ON ${table} TO ${admin.account(name)}`);
+    await admin.query(
+      admin.mariadb
+        ? `CREATE USER ${admin.account(`${name}_clone`)} IDENTIFIED VIA unix_socket OR mysql_native_password USING PASSWORD('planted-pw')`
+        : `CREATE USER ${admin.account(`${name}_clone`)} IDENTIFIED WITH auth_socket`,
+    );
+    const before = await admin.userRow(`${name}_clone`);
+    const secretId = harness.fake.createSecret({
+      name: `app/${randomName('secret')}`,
+      secretString: JSON.stringify({
+        engine: admin.mariadb ? 'mariadb' : 'mysql',
+        host: admin.host,
+        port: admin.port,
+        username: name,
+        password,
+        ssl: false,
+        masterarn: masterArn,
+      }),
+    });
+
+    // Act
+    const result = await harness.rotate(
+      harness.handler(alternatingUsers(createMysql({ env: {} }))),
+      secretId,
+    );
+
+    // Assess
+    expect(result.completed).toBe(false);
+    expect((await admin.grantsOf(`${name}_clone`)).join('\n')).not.toContain('orders');
+    expect((await admin.userRow(`${name}_clone`))?.hash).toBe(before?.hash);
+  });
+});
