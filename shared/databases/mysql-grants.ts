@@ -4,6 +4,7 @@
  * the statements that make one account's grants and options equal another's. Pure functions,
  * so the shapes of MySQL 5.7 / 8.x / 9.x and MariaDB 10.x / 11.x are unit-tested as printed.
  */
+import { createHash } from 'node:crypto';
 import { DatabaseError } from '../common/errors.js';
 
 /** MySQL or MariaDB, as the server itself reports it. */
@@ -638,7 +639,9 @@ const MYSQL_PASSWORD_PLUGINS = new Set([
 
 /**
  * CREATE USER for a clone: the original's authentication plugin (MySQL), TLS requirement and
- * limits, and a password given as the placeholder `?`.
+ * limits, and a password given as the placeholder `?`: on MariaDB the mysql_native_password
+ * hash of the password (MariaDB logs statements as sent), on MySQL the password (MySQL
+ * rewrites it out of its logs).
  */
 export function renderCreateUser(
   server: MysqlServer,
@@ -649,7 +652,9 @@ export function renderCreateUser(
   const identified =
     server.flavor === 'mysql' && MYSQL_PASSWORD_PLUGINS.has(like.plugin)
       ? `IDENTIFIED WITH ${like.plugin} BY ?`
-      : 'IDENTIFIED BY ?';
+      : server.flavor === 'mariadb'
+        ? 'IDENTIFIED BY PASSWORD ?'
+        : 'IDENTIFIED BY ?';
   return `CREATE USER ${renderAccount(clone, q)} ${identified} ${renderRequire(like, q)} ${renderLimits(like, server)}`;
 }
 
@@ -668,4 +673,56 @@ export function extraGlobalPrivileges(
   return global(clone)
     .filter((g) => (g.grantable ? !held.has(grantKey(g)) : !heldPlain.has(grantKey(g))))
     .map((g) => `${g.privilege}${g.grantable ? ' WITH GRANT OPTION' : ''}`);
+}
+
+/**
+ * mysql_native_password's stored verifier of `password`: `*` and the upper-case hex of
+ * SHA1(SHA1(password)), what PASSWORD() computes. Sent instead of the password, so the server
+ * never writes the password itself to its general, slow or binary log (MariaDB rewrites none).
+ */
+export function nativePasswordHash(password: string): string {
+  const inner = createHash('sha1').update(password, 'utf8').digest();
+  return `*${createHash('sha1').update(inner).digest('hex').toUpperCase()}`;
+}
+
+/**
+ * The authentication plugins of a MariaDB account, read from its `SHOW CREATE USER` (or the
+ * `GRANT ... ON *.*` line of `SHOW GRANTS` on MariaDB before 10.2): `IDENTIFIED BY PASSWORD
+ * '*...'` is mysql_native_password (a 16-digit hash: mysql_old_password), `IDENTIFIED VIA a
+ * USING '...' OR b` lists every method, and no IDENTIFIED clause is mysql_native_password
+ * with an empty password. Quoted names never count: a user name cannot fake the clause.
+ */
+export function authenticationPlugins(lines: readonly string[]): string[] {
+  for (const line of lines) {
+    const tokens = tokenize(line);
+    const at = tokens.findIndex((t) => isWord(t, 'IDENTIFIED'));
+    if (at < 0) continue;
+    const reader = new LineReader(tokens, line);
+    reader.i = at + 1;
+    if (isWord(reader.peek(), 'BY')) {
+      reader.next();
+      if (isWord(reader.peek(), 'PASSWORD')) reader.next();
+      const hash = reader.next();
+      if (hash?.t !== 'str') return reader.fail('expected a password hash');
+      return [hash.v.length === 16 ? 'mysql_old_password' : 'mysql_native_password'];
+    }
+    if (!isWord(reader.next(), 'VIA', 'WITH')) reader.fail('expected VIA or WITH');
+    const plugins: string[] = [];
+    for (;;) {
+      plugins.push(reader.name().toLowerCase());
+      if (isWord(reader.peek(), 'USING', 'AS')) {
+        reader.next();
+        if (isWord(reader.peek(), 'PASSWORD')) {
+          // USING PASSWORD('...'): never printed by the server, but skip it whole if it is.
+          reader.next();
+          while (reader.peek() !== undefined && !isSym(reader.next(), ')')) {}
+        } else if (reader.next()?.t !== 'str') {
+          reader.fail('expected an authentication string');
+        }
+      }
+      if (!isWord(reader.peek(), 'OR')) return plugins;
+      reader.next();
+    }
+  }
+  return ['mysql_native_password'];
 }

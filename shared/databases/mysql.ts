@@ -16,9 +16,11 @@ import type { RotationLogger } from '../common/logger.js';
 import {
   type Account,
   type AccountOptions,
+  authenticationPlugins,
   capabilitiesOf,
   extraGlobalPrivileges,
   type MysqlServer,
+  nativePasswordHash,
   parseServerVersion,
   parseShowGrants,
   planAccountOptions,
@@ -70,6 +72,10 @@ export interface MysqlSession {
   /** CURRENT_USER(): the account the session signed in as. */
   account: Account;
   logger?: RotationLogger;
+  /** Epoch ms by which every statement must be answered (ConnectOptions.deadline). */
+  deadline?: number;
+  /** Set once the client was destroyed (a statement timed out): nothing more is sent. */
+  destroyed?: boolean;
 }
 
 /** Options of {@link createMysql}; unset ones come from `env`. */
@@ -258,6 +264,16 @@ const defaultDriver = async (): Promise<MysqlDriver> => {
   };
 };
 
+/** Plugins that check a password stored in the account (MySQL). */
+const MYSQL_PASSWORD_PLUGINS = new Set([
+  'mysql_native_password',
+  'caching_sha2_password',
+  'sha256_password',
+]);
+
+const atLeastMariadb = (session: MysqlSession, major: number, minor: number): boolean =>
+  session.server.major > major || (session.server.major === major && session.server.minor >= minor);
+
 const showAccount = (a: Account): string => `'${a.user}'@'${a.host}'`;
 const sameAccount = (a: Account, b: Account): boolean =>
   a.user === b.user && a.host.toLowerCase() === b.host.toLowerCase();
@@ -294,10 +310,25 @@ export function createMysql(options: MysqlOptions = {}): Database<MysqlSession> 
     values: unknown[] = [],
     secrets: readonly string[] = [],
   ): Promise<T> {
+    const left =
+      session.deadline === undefined ? statementTimeoutMs : session.deadline - Date.now();
+    if (left <= 0) {
+      throw new DatabaseError(`MySQL/MariaDB: no time left before the deadline for ${what}`);
+    }
     try {
-      const [rows] = await session.client.query({ sql, values, timeout: statementTimeoutMs });
+      const [rows] = await session.client.query({
+        sql,
+        values,
+        timeout: Math.max(1, Math.ceil(Math.min(statementTimeoutMs, left))),
+      });
       return rows as T;
     } catch (error) {
+      if (errorCode(error) === 'PROTOCOL_SEQUENCE_TIMEOUT') {
+        // mysql2 keeps waiting for the answer on this connection: drop it, so that close()
+        // and the Lambda never wait on a silent network path.
+        session.destroyed = true;
+        session.client.destroy();
+      }
       // A syntax error quotes the statement as sent: with the escaped form of the values.
       const all = secrets.flatMap((secret) => [secret, session.driver.escape(secret).slice(1, -1)]);
       scrubDriverError(error, all);
@@ -312,6 +343,7 @@ export function createMysql(options: MysqlOptions = {}): Database<MysqlSession> 
     ssl: { rejectUnauthorized: boolean; verifyIdentity?: boolean } | undefined,
     timeoutMs: number,
     logger: RotationLogger | undefined,
+    deadline: number | undefined,
   ): Promise<MysqlSession> {
     driverPromise ??= loadDriver();
     const driver = await driverPromise;
@@ -335,6 +367,7 @@ export function createMysql(options: MysqlOptions = {}): Database<MysqlSession> 
       server: { flavor: 'mysql', major: 0, minor: 0, patch: 0, version: '' },
       account: { user: login.user, host: '' },
       ...(logger ? { logger } : {}),
+      ...(deadline === undefined ? {} : { deadline }),
     };
     try {
       const rows = await run<{ version: string; account: string; sqlMode: string }[]>(
@@ -350,6 +383,14 @@ export function createMysql(options: MysqlOptions = {}): Database<MysqlSession> 
         user: at < 0 ? String(row.account) : String(row.account).slice(0, at),
         host: at < 0 ? '%' : String(row.account).slice(at + 1),
       };
+      // The server may authenticate another account than the one named: an anonymous account
+      // (''@'localhost' sorts before 'app'@'%'), or a proxied one. Its password proves nothing
+      // about the named user, and its session must never be taken for the user's.
+      if (session.account.user !== login.user) {
+        throw new AuthenticationError(
+          `${where(login)}: the server signed the session in as ${session.account.user === '' ? 'an anonymous account' : `another user "${session.account.user}"`} (host part '${session.account.host}'), not as the user named`,
+        );
+      }
       // The driver escapes with backslashes: a server running NO_BACKSLASH_ESCAPES would read
       // an escaped quote as the end of the string. Never let it apply to this session.
       const modes = String(row.sqlMode ?? '').split(',');
@@ -358,11 +399,60 @@ export function createMysql(options: MysqlOptions = {}): Database<MysqlSession> 
           modes.filter((mode) => mode.trim().toUpperCase() !== 'NO_BACKSLASH_ESCAPES').join(','),
         ]);
       }
+      if (deadline !== undefined) await boundSession(session, deadline);
       return session;
     } catch (error) {
-      await client.end().catch(() => client.destroy());
+      await endClient(session);
       throw error;
     }
+  }
+
+  /**
+   * The server's side of the deadline: a session whose client went silent (a dead route, a
+   * frozen Lambda) is ended by the server once the invocation is over (wait_timeout), and no
+   * statement waits on a lock past it (lock_wait_timeout for metadata and ACL locks,
+   * innodb_lock_wait_timeout for rows, MariaDB's max_statement_time for the whole statement).
+   * Never raised above what the session already has. The adapter runs no transaction and
+   * takes no user lock (GET_LOCK): each statement's locks end with it.
+   */
+  async function boundSession(session: MysqlSession, deadline: number): Promise<void> {
+    const seconds = Math.max(1, Math.ceil((deadline - Date.now()) / 1000));
+    const mariadb = session.server.flavor === 'mariadb';
+    await run(
+      session,
+      'bounding the session by the deadline',
+      `SET SESSION wait_timeout = LEAST(@@SESSION.wait_timeout, ?),
+           lock_wait_timeout = LEAST(@@SESSION.lock_wait_timeout, ?),
+           innodb_lock_wait_timeout = LEAST(@@SESSION.innodb_lock_wait_timeout, ?)${
+             mariadb
+               ? ', max_statement_time = IF(@@SESSION.max_statement_time = 0, ?, LEAST(@@SESSION.max_statement_time, ?))'
+               : ''
+           }`,
+      mariadb ? [seconds, seconds, seconds, seconds, seconds] : [seconds, seconds, seconds],
+    );
+  }
+
+  /** Ends the client politely, but never waits on it past a second, nor past the deadline. */
+  async function endClient(session: MysqlSession): Promise<void> {
+    if (session.destroyed) return;
+    const { client } = session;
+    const wait = Math.max(
+      0,
+      Math.min(1_000, session.deadline === undefined ? 1_000 : session.deadline - Date.now()),
+    );
+    let timer: NodeJS.Timeout | undefined;
+    const ended = await Promise.race([
+      client.end().then(
+        () => true,
+        () => false,
+      ),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(false), wait);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (!ended) client.destroy();
+    session.destroyed = true;
   }
 
   /** The host part of `user`'s only account, read from mysql.user. */
@@ -534,16 +624,48 @@ export function createMysql(options: MysqlOptions = {}): Database<MysqlSession> 
     return changes;
   }
 
+  /** The authentication plugins of a MariaDB account (SHOW CREATE USER: allowed on one's own). */
+  async function mariadbPlugins(session: MysqlSession, account: Account): Promise<string[]> {
+    const own = sameAccount(account, session.account);
+    const show = atLeastMariadb(session, 10, 2) ? 'SHOW CREATE USER' : 'SHOW GRANTS FOR';
+    const rows = await run<Record<string, unknown>[]>(
+      session,
+      `reading how ${showAccount(account)} authenticates`,
+      own ? `${show} CURRENT_USER()` : `${show} ?@?`,
+      own ? [] : [account.user, account.host],
+    );
+    return authenticationPlugins(rows.map((row) => String(Object.values(row)[0] ?? '')));
+  }
+
   async function changePassword(
     session: MysqlSession,
     account: Account,
     password: string,
+    plugins?: string[],
   ): Promise<void> {
     const q = quoting(session);
     const target = renderAccount(account, q);
     const capabilities = capabilitiesOf(session.server);
     const what = `changing the password of ${showAccount(account)}`;
+    if (session.server.flavor === 'mariadb') {
+      // MariaDB writes statements to its general and slow query logs as sent: send the hash.
+      // Only mysql_native_password's can be computed here; the password-less unix_socket and
+      // named_pipe may sit beside it (IDENTIFIED VIA unix_socket OR mysql_native_password).
+      const methods = plugins ?? (await mariadbPlugins(session, account));
+      const other = methods.filter(
+        (p) => p !== 'mysql_native_password' && p !== 'unix_socket' && p !== 'named_pipe',
+      );
+      if (other.length > 0 || !methods.includes('mysql_native_password')) {
+        throw new DatabaseError(
+          `MySQL/MariaDB: ${showAccount(account)} authenticates with ${methods.join(' OR ')}; this function changes MariaDB passwords only for mysql_native_password accounts, whose hash it sends instead of the password (a plain-text password would be written to the server's general and slow query logs)`,
+        );
+      }
+      const hash = nativePasswordHash(password);
+      await run(session, what, `SET PASSWORD FOR ${target} = ?`, [hash], [password, hash]);
+      return;
+    }
     if (capabilities.passwordSyntax === 'set-password') {
+      // MySQL before 5.7.6: the server rewrites SET PASSWORD out of its logs.
       await run(session, what, `SET PASSWORD FOR ${target} = PASSWORD(?)`, [password], [password]);
       return;
     }
@@ -605,19 +727,22 @@ export function createMysql(options: MysqlOptions = {}): Database<MysqlSession> 
     async connect(login: Login, connectOptions: ConnectOptions = {}): Promise<MysqlSession> {
       const timeoutMs = connectOptions.timeoutMs ?? connectTimeoutMs;
       const logger = connectOptions.logger;
+      const deadline = connectOptions.deadline;
       try {
-        if (login.tls === 'disable') return await open(login, undefined, timeoutMs, logger);
+        if (login.tls === 'disable')
+          return await open(login, undefined, timeoutMs, logger, deadline);
         if (login.tls === 'verify') {
           return await open(
             login,
             { rejectUnauthorized: true, verifyIdentity: true },
             timeoutMs,
             logger,
+            deadline,
           );
         }
         try {
           // "TLS preferred": encrypt without verification; plaintext only if the server has no TLS.
-          return await open(login, { rejectUnauthorized: false }, timeoutMs, logger);
+          return await open(login, { rejectUnauthorized: false }, timeoutMs, logger, deadline);
         } catch (error) {
           if (errorCode(error) !== 'HANDSHAKE_NO_SSL_SUPPORT') throw error;
           logger?.warn(
@@ -628,7 +753,7 @@ export function createMysql(options: MysqlOptions = {}): Database<MysqlSession> 
               user: login.user,
             },
           );
-          return await open(login, undefined, timeoutMs, logger);
+          return await open(login, undefined, timeoutMs, logger, deadline);
         }
       } catch (error) {
         throw classifyMysqlError(error, login);
@@ -654,6 +779,10 @@ export function createMysql(options: MysqlOptions = {}): Database<MysqlSession> 
 
     accountScope,
 
+    async signedInScope(session) {
+      return session.account.host;
+    },
+
     async createUserLike(session, user, password, like, scope) {
       const original = await accountOf(session, like, scope);
       const clone = { user, host: original.host };
@@ -661,12 +790,13 @@ export function createMysql(options: MysqlOptions = {}): Database<MysqlSession> 
       // A throw-away password until the clone holds every grant: AWSPENDING signs in only once
       // the clone is complete, so a crash half-way is never taken for a finished job by a retry.
       const throwaway = `${randomBytes(18).toString('base64url')}#Aa1`;
+      const mariadb = session.server.flavor === 'mariadb';
       try {
         await run(
           session,
           `creating ${showAccount(clone)}`,
           renderCreateUser(session.server, clone, await readOptions(session, original), q),
-          [throwaway],
+          [mariadb ? nativePasswordHash(throwaway) : throwaway],
           [throwaway],
         );
       } catch (error) {
@@ -682,7 +812,13 @@ export function createMysql(options: MysqlOptions = {}): Database<MysqlSession> 
         throw error;
       }
       await sync(session, clone, original);
-      await changePassword(session, clone, password);
+      // On MariaDB the clone was just made IDENTIFIED BY PASSWORD: mysql_native_password.
+      await changePassword(
+        session,
+        clone,
+        password,
+        mariadb ? ['mysql_native_password'] : undefined,
+      );
     },
 
     async syncPrivileges(session, user, like, scope) {
@@ -694,10 +830,28 @@ export function createMysql(options: MysqlOptions = {}): Database<MysqlSession> 
       const originalAccount = await accountOf(session, original, scope);
       const cloneAccount = { user: clone, host: originalAccount.host };
       if (!(await accountExists(session, cloneAccount))) return;
-      const extra = extraGlobalPrivileges(
-        (await showGrants(session, originalAccount)).grants,
-        (await showGrants(session, cloneAccount)).grants,
-      );
+      const originalGrants = await showGrants(session, originalAccount);
+      const cloneGrants = await showGrants(session, cloneAccount);
+      const extra = extraGlobalPrivileges(originalGrants.grants, cloneGrants.grants);
+      if (cloneGrants.ignored.includes('PROXY') && !originalGrants.ignored.includes('PROXY')) {
+        extra.push('PROXY');
+      }
+      // A clone signs in only with the password this function sets: never through another
+      // plugin (unix_socket, PAM...) someone else may use.
+      const plugins =
+        session.server.flavor === 'mariadb'
+          ? await mariadbPlugins(session, cloneAccount)
+          : [(await readOptions(session, cloneAccount)).plugin];
+      const own =
+        session.server.flavor === 'mariadb'
+          ? plugins.length === 1 && plugins[0] === 'mysql_native_password'
+          : plugins.every((p) => MYSQL_PASSWORD_PLUGINS.has(p));
+      if (!own) {
+        throw new InvalidSecretError(
+          `MySQL/MariaDB account ${showAccount(cloneAccount)} authenticates with ${plugins.join(' OR ')}: not a clone made by this function; refusing to take it over`,
+          'username',
+        );
+      }
       if (extra.length > 0) {
         throw new InvalidSecretError(
           `MySQL/MariaDB account ${showAccount(cloneAccount)} holds ${extra.join(', ')} ON *.*, which ${showAccount(originalAccount)} lacks: not a clone made by this function; refusing to take it over`,
@@ -711,7 +865,7 @@ export function createMysql(options: MysqlOptions = {}): Database<MysqlSession> 
     },
 
     async close(session) {
-      await session.client.end().catch(() => session.client.destroy());
+      await endClient(session);
     },
   };
 }

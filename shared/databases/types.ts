@@ -98,6 +98,12 @@ export interface Database<C> {
    */
   accountScope?(connection: C, user: string): Promise<string | undefined>;
   /**
+   * The scope of the account `connection` is signed in as, as the server authenticated it
+   * (MySQL: the host part of CURRENT_USER()), for servers with `scopeField`. A sign-in proves
+   * only that account: another account of the same name must never borrow the proof.
+   */
+  signedInScope?(connection: C): Promise<string | undefined>;
+  /**
    * Makes `user`'s privileges equal to `like`'s (grants, roles, account options), for
    * servers where a clone does not follow its original by itself. Idempotent. Resolves a short
    * description of each difference it fixed, for the log (never a secret).

@@ -197,7 +197,14 @@ export function alternatingUsers<C>(
           `AWSCURRENT (${accountOf(current)}) does not sign in; refusing to change users with the master secret`,
         );
       }
-      await db.close(proof);
+      // The proof holds for the account the server authenticated, and for no other of that
+      // name: everything below acts in that scope (MySQL's host part) or not at all.
+      let proved: string | undefined;
+      try {
+        proved = await db.signedInScope?.(proof);
+      } finally {
+        await db.close(proof);
+      }
 
       const already = await trySignIn(db, loginOf(pending), step);
       if (already !== undefined) await db.close(already);
@@ -236,7 +243,13 @@ export function alternatingUsers<C>(
         // scope (MySQL's host part), the clone lives in the original's.
         const original = originalUsername(current.username);
         const clone = `${original}${CLONE_SUFFIX}`;
-        const scope = current.scope ?? (await db.accountScope?.(connection, original));
+        const scope = current.scope ?? (await db.accountScope?.(connection, original)) ?? proved;
+        if (proved !== undefined && proved.toLowerCase() !== scope?.toLowerCase()) {
+          throw new InvalidSecretError(
+            `AWSCURRENT (${accountOf(current)}) signs in to the account in scope "${proved}", but the account to rotate is in ${scope === undefined ? 'no known scope' : `scope "${scope}"`} ("${db.scopeField}"): refusing to act on an account that did not prove itself`,
+            db.scopeField ?? 'scope',
+          );
+        }
         const scoped = scope === undefined ? {} : { scope };
         if (!(await db.userExists(connection, pending.username, scope))) {
           try {

@@ -16,6 +16,7 @@ import {
   type MysqlClient,
   type MysqlDriver,
 } from '../../shared/databases/mysql.js';
+import { nativePasswordHash } from '../../shared/databases/mysql-grants.js';
 import { LogRecorder } from '../support/log-recorder.js';
 
 const login = {
@@ -147,25 +148,68 @@ describe('mysql password changes, by server', () => {
     ['5.7.44-log', "ALTER USER 'app'@'%' IDENTIFIED BY 'N3w-p\\\\a\\'ss'"],
     ['5.7.mysql_aurora.2.11.2', "ALTER USER 'app'@'%' IDENTIFIED BY 'N3w-p\\\\a\\'ss'"],
     ['5.6.51', "SET PASSWORD FOR 'app'@'%' = PASSWORD('N3w-p\\\\a\\'ss')"],
-    ['10.11.19-MariaDB-0+deb12u1', "SET PASSWORD FOR 'app'@'%' = PASSWORD('N3w-p\\\\a\\'ss')"],
-    ['11.4.2-MariaDB-ubu2404', "SET PASSWORD FOR 'app'@'%' = PASSWORD('N3w-p\\\\a\\'ss')"],
-  ])('on %s changes the password with one plain statement', async (version, statement) => {
-    const { statements } = await changeOwnPassword({ version });
-    expect(statements).toEqual([statement]);
-  });
+  ])(
+    'on %s changes the password with one plain statement (the server rewrites it out of its logs)',
+    async (version, statement) => {
+      const { statements } = await changeOwnPassword({ version });
+      expect(statements).toEqual([statement]);
+    },
+  );
+
+  it.each([
+    ['10.11.19-MariaDB-0+deb12u1', 'SHOW CREATE USER CURRENT_USER()'],
+    ['11.4.2-MariaDB-ubu2404', 'SHOW CREATE USER CURRENT_USER()'],
+    ['10.1.48-MariaDB', 'SHOW GRANTS FOR CURRENT_USER()'],
+  ])(
+    'on %s sends the mysql_native_password hash, never the password (MariaDB logs statements as sent)',
+    async (version, show) => {
+      const { statements } = await changeOwnPassword({ version });
+      expect(statements).toEqual([
+        show,
+        `SET PASSWORD FOR 'app'@'%' = '${nativePasswordHash("N3w-p\\a'ss")}'`,
+      ]);
+      expect(statements.join('\n')).not.toContain('N3w');
+    },
+  );
 
   it('changes the account the session signed in as, host part included', async () => {
     const { statements } = await changeOwnPassword({
       version: '10.11.6-MariaDB',
       account: 'app@10.0.%',
     });
-    expect(statements).toEqual(["SET PASSWORD FOR 'app'@'10.0.%' = PASSWORD('N3w-p\\\\a\\'ss')"]);
+    expect(statements.at(-1)).toBe(
+      `SET PASSWORD FOR 'app'@'10.0.%' = '${nativePasswordHash("N3w-p\\a'ss")}'`,
+    );
   });
+
+  it.each([
+    "CREATE USER `app`@`%` IDENTIFIED VIA ed25519 USING 'ZIgUREUg5PVgQ6LskhXmO+eZLS0nC8be6HPjYWR4YJY'",
+    'CREATE USER `app`@`%` IDENTIFIED VIA unix_socket',
+    "CREATE USER `app`@`%` IDENTIFIED VIA mysql_native_password USING '*B69027D44F6E5EDC07F1AEAD1477967B16F28227' OR pam",
+  ])(
+    'refuses, rather than send the password in plain text, a MariaDB account whose hash it cannot compute: %s',
+    async (line) => {
+      const fake = fakeDriver({ version: '10.11.6-MariaDB' });
+      const db = createMysql({ env: {}, driver: fake.load });
+      const session = await db.connect(login);
+      const query = session.client.query.bind(session.client);
+      session.client.query = async (options) =>
+        options.sql.startsWith('SHOW CREATE USER')
+          ? [[{ 'CREATE USER for app@%': line }], []]
+          : query(options);
+      fake.statements.length = 0;
+      const error = await db.setPassword(session, 'app', 'N3w-pass').catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(DatabaseError);
+      expect((error as Error).message).toMatch(/only for mysql_native_password accounts/);
+      expect(fake.statements.join('\n')).not.toContain('N3w');
+      expect(fake.statements.filter((s) => s.startsWith('SET PASSWORD'))).toEqual([]);
+    },
+  );
 
   it('never retains the old password of another account (alternating users, as the master)', async () => {
     const fake = fakeDriver({ version: '8.0.36', account: 'admin@%' });
     const db = createMysql({ env: {}, driver: fake.load });
-    const session = await db.connect(login);
+    const session = await db.connect({ ...login, user: 'admin' });
     fake.statements.length = 0;
 
     await db.setPassword(session, 'app_clone', 'pw', '10.%');
@@ -174,6 +218,47 @@ describe('mysql password changes, by server', () => {
       "ALTER USER 'app_clone'@'10.%' DISCARD OLD PASSWORD",
       "ALTER USER 'app_clone'@'10.%' IDENTIFIED BY 'pw'",
     ]);
+  });
+
+  it.each([
+    ['@localhost', /an anonymous account/],
+    ['root@%', /another user "root"/],
+  ])(
+    'refuses a session the server signed in as %s instead of the user named (anonymous or proxied account)',
+    async (account, message) => {
+      const fake = fakeDriver({ version: '10.11.6-MariaDB', account });
+      const db = createMysql({ env: {}, driver: fake.load });
+      const error = await db.connect(login).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(AuthenticationError);
+      expect((error as Error).message).toMatch(message);
+    },
+  );
+
+  it('reports the host part the server authenticated as the signed-in scope', async () => {
+    const fake = fakeDriver({ version: '10.11.6-MariaDB', account: 'app@10.0.%' });
+    const db = createMysql({ env: {}, driver: fake.load });
+    expect(await db.signedInScope?.(await db.connect(login))).toBe('10.0.%');
+  });
+
+  it('bounds every statement by the deadline, and has the server end the session after it', async () => {
+    const fake = fakeDriver({ version: '10.11.6-MariaDB' });
+    const timeouts: (number | undefined)[] = [];
+    const db = createMysql({ env: {}, driver: fake.load });
+    const session = await db.connect(login, { deadline: Date.now() + 4_500 });
+    const query = session.client.query.bind(session.client);
+    session.client.query = (options) => {
+      timeouts.push(options.timeout);
+      return query(options);
+    };
+    await db.ping(session);
+    expect(fake.statements[1]).toMatch(
+      /^SET SESSION wait_timeout = LEAST\(@@SESSION.wait_timeout, 5\),\s+lock_wait_timeout = LEAST\(@@SESSION.lock_wait_timeout, 5\),\s+innodb_lock_wait_timeout = LEAST\(@@SESSION.innodb_lock_wait_timeout, 5\), max_statement_time = IF\(@@SESSION.max_statement_time = 0, 5, LEAST\(@@SESSION.max_statement_time, 5\)\)$/,
+    );
+    expect(timeouts[0]).toBeLessThanOrEqual(4_500);
+    expect(timeouts[0]).toBeGreaterThan(4_000);
+    const late = await db.connect(login, { deadline: Date.now() + 10_000 });
+    late.deadline = Date.now() - 1;
+    await expect(db.ping(late)).rejects.toThrow(/no time left before the deadline/);
   });
 
   it('takes NO_BACKSLASH_ESCAPES out of the session, since the driver escapes with backslashes', async () => {

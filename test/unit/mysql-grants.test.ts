@@ -1,8 +1,10 @@
 import mysql from 'mysql2';
 import { describe, expect, it } from 'vitest';
 import {
+  authenticationPlugins,
   capabilitiesOf,
   extraGlobalPrivileges,
+  nativePasswordHash,
   parseServerVersion,
   parseShowGrants,
   planAccountOptions,
@@ -286,8 +288,41 @@ describe('planning the clone', () => {
       /^CREATE USER 'app_clone'@'%' IDENTIFIED WITH caching_sha2_password BY \? REQUIRE NONE WITH /,
     );
     expect(renderCreateUser(mariadb, clone, { ...base, maxStatementTime: '0.500000' }, q)).toMatch(
-      /^CREATE USER 'app_clone'@'%' IDENTIFIED BY \? REQUIRE NONE WITH .* MAX_STATEMENT_TIME 0.500000$/,
+      /^CREATE USER 'app_clone'@'%' IDENTIFIED BY PASSWORD \? REQUIRE NONE WITH .* MAX_STATEMENT_TIME 0.500000$/,
     );
+  });
+
+  it("computes mysql_native_password's verifier as PASSWORD() does", () => {
+    // Known values: PASSWORD('') is not asked for; PASSWORD('password') and a non-ASCII one.
+    expect(nativePasswordHash('password')).toBe('*2470C0C06DEE42FD1618BB99005ADCA2EC9D1E19');
+    expect(nativePasswordHash('ünï')).toMatch(/^\*[0-9A-F]{40}$/);
+  });
+
+  it.each([
+    [
+      "CREATE USER `app`@`%` IDENTIFIED BY PASSWORD '*186A1556BF10BBEB98235904B95B9CAFE89D6E8C'",
+      ['mysql_native_password'],
+    ],
+    ['CREATE USER `app`@`%`', ['mysql_native_password']],
+    [
+      "GRANT USAGE ON *.* TO `app`@`%` IDENTIFIED BY PASSWORD '7c786c222596437b'",
+      ['mysql_old_password'],
+    ],
+    [
+      "CREATE USER `app`@`%` IDENTIFIED VIA ed25519 USING 'ZIgUREUg5PVgQ6LskhXmO+eZLS0nC8be6HPjYWR4YJY'",
+      ['ed25519'],
+    ],
+    [
+      "CREATE USER `app`@`%` IDENTIFIED VIA mysql_native_password USING '*B69027D44F6E5EDC07F1AEAD1477967B16F28227' OR unix_socket REQUIRE SSL",
+      ['mysql_native_password', 'unix_socket'],
+    ],
+    [
+      "CREATE USER `x IDENTIFIED VIA ed25519`@`%` IDENTIFIED BY PASSWORD '*186A1556BF10BBEB98235904B95B9CAFE89D6E8C'",
+      ['mysql_native_password'],
+    ],
+    ['CREATE USER `x IDENTIFIED VIA ed25519`@`%`', ['mysql_native_password']],
+  ])('reads the authentication plugins of %s', (line, plugins) => {
+    expect(authenticationPlugins([line])).toEqual(plugins);
   });
 
   it('finds global privileges a would-be clone holds beyond the original', () => {
