@@ -9,6 +9,8 @@ export class TcpProxy {
   private resets = 0;
   /** While set, bytes from the client are held back, never forwarded: a silent network stall. */
   private stalled = false;
+  /** While stalled, a client that closes is not passed on: the server never learns of it. */
+  private silentClose = false;
   private readonly sockets = new Set<Socket>();
   connections = 0;
 
@@ -33,7 +35,12 @@ export class TcpProxy {
         client.destroy();
         upstream.destroy();
       };
-      client.on('error', drop).on('close', drop);
+      // A dead path carries no FIN either: with `silentClose`, the server side stays open.
+      const clientGone = () => {
+        if (proxy?.stalled && proxy.silentClose) client.destroy();
+        else drop();
+      };
+      client.on('error', clientGone).on('close', clientGone);
       upstream.on('error', drop).on('close', drop);
       client.on('data', (chunk) => {
         if (proxy?.stalled) return;
@@ -56,9 +63,11 @@ export class TcpProxy {
   /**
    * From now on, whatever the clients send is swallowed (connections stay open, nothing is
    * answered or closed): the network path goes silent, as when a route or NAT entry dies.
+   * `silentClose`: the client's own close is swallowed too, so the server keeps its session.
    */
-  stall(): void {
+  stall(options: { silentClose?: boolean } = {}): void {
     this.stalled = true;
+    this.silentClose = options.silentClose ?? false;
   }
 
   /** Forwards again (bytes swallowed while stalled stay lost). */
