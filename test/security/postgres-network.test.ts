@@ -52,7 +52,7 @@ describe('a network that goes silent between the function and PostgreSQL', () =>
           const text = typeof first === 'string' ? first : (first.text ?? '');
           if (armed && at.test(text)) {
             armed = false;
-            proxy.stall({ silentClose: true });
+            proxy.stall({ blackhole: true });
             onStall();
           }
           return query(...args);

@@ -9,9 +9,8 @@ export class TcpProxy {
   private resets = 0;
   /** While set, bytes from the client are held back, never forwarded: a silent network stall. */
   private stalled = false;
-  /** While stalled, a client that closes is not passed on: the server never learns of it. */
-  private silentClose = false;
   private readonly sockets = new Set<Socket>();
+  private readonly paths = new Set<{ dead: boolean }>();
   connections = 0;
 
   private constructor(
@@ -35,18 +34,22 @@ export class TcpProxy {
         client.destroy();
         upstream.destroy();
       };
-      // A dead path carries no FIN either: with `silentClose`, the server side stays open.
-      const clientGone = () => {
-        if (proxy?.stalled && proxy.silentClose) client.destroy();
+      // A dead path (stall({ blackhole: true })) passes nothing either way, not even a close.
+      const path = { dead: false };
+      proxy.paths.add(path);
+      const gone = (socket: Socket) => () => {
+        if (path.dead) socket.destroy();
         else drop();
       };
-      client.on('error', clientGone).on('close', clientGone);
-      upstream.on('error', drop).on('close', drop);
+      client.on('error', gone(client)).on('close', gone(client));
+      upstream.on('error', gone(upstream)).on('close', gone(upstream));
       client.on('data', (chunk) => {
-        if (proxy?.stalled) return;
+        if (proxy?.stalled || path.dead) return;
         upstream.write(chunk);
       });
-      upstream.pipe(client);
+      upstream.on('data', (chunk) => {
+        if (!path.dead) client.write(chunk);
+      });
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const address = server.address();
@@ -63,11 +66,12 @@ export class TcpProxy {
   /**
    * From now on, whatever the clients send is swallowed (connections stay open, nothing is
    * answered or closed): the network path goes silent, as when a route or NAT entry dies.
-   * `silentClose`: the client's own close is swallowed too, so the server keeps its session.
+   * `blackhole`: the open connections die for good, both ways: neither side hears anything
+   * more from the other, not even its close (resume() revives only new connections).
    */
-  stall(options: { silentClose?: boolean } = {}): void {
+  stall(options: { blackhole?: boolean } = {}): void {
     this.stalled = true;
-    this.silentClose = options.silentClose ?? false;
+    if (options.blackhole) for (const path of this.paths) path.dead = true;
   }
 
   /** Forwards again (bytes swallowed while stalled stay lost). */
