@@ -106,6 +106,7 @@ describe('postgres adapter on a real server', () => {
         port: admin.port,
         username: admin.username,
         password: admin.password,
+        ssl: false,
       }),
     });
     const secretId = harness.fake.createSecret({
