@@ -1,4 +1,4 @@
-import type { Client, ClientConfig } from 'pg';
+import type { Client, ClientConfig, QueryConfig } from 'pg';
 import {
   AuthenticationError,
   ConnectionError,
@@ -11,7 +11,7 @@ import {
   TooManyConnectionsError,
   UserExistsError,
 } from '../common/errors.js';
-import { scramSha256Verifier } from './scram.js';
+import { md5Verifier, scramSha256Verifier } from './scram.js';
 import { CERTIFICATE_CODES, UNREACHABLE_CODES } from './socket-errors.js';
 import type { ConnectOptions, Database, Login } from './types.js';
 
@@ -19,14 +19,20 @@ import type { ConnectOptions, Database, Login } from './types.js';
 export interface PostgresOptions {
   /** Connect timeout in ms when the caller gives none (default 10000). */
   connectTimeoutMs?: number;
-  /** statement_timeout of every session, in ms (default 30000). */
+  /** statement_timeout of every session, in ms (default 30000; never past the deadline). */
   statementTimeoutMs?: number;
   /**
-   * Send a SCRAM-SHA-256 verifier instead of the password when the server stores SCRAM
-   * (default true), so the plaintext never reaches the server's logs.
+   * idle_in_transaction_session_timeout of every session, in ms (default 10000): the server
+   * ends a session whose client went silent mid-transaction, releasing its advisory lock for
+   * the service's retry. Our transactions have no pause but network round trips.
    */
-  sendVerifier?: boolean;
+  idleInTransactionTimeoutMs?: number;
 }
+
+/** PostgreSQL truncates identifiers to NAMEDATALEN - 1 bytes (not characters). */
+const MAX_NAME_BYTES = 63;
+/** How long close() waits for the server to acknowledge Terminate before dropping the socket. */
+const CLOSE_WAIT_MS = 1_000;
 
 const UNREACHABLE = new Set(UNREACHABLE_CODES);
 const TLS_CODES = new Set([...CERTIFICATE_CODES, 'EPROTO']);
@@ -101,10 +107,19 @@ export function classifyPostgresError(error: unknown, login: Login): RotationErr
 export function createPostgres(options: PostgresOptions = {}): Database<Client> {
   const connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
   const statementTimeoutMs = options.statementTimeoutMs ?? 30_000;
-  const sendVerifier = options.sendVerifier ?? true;
+  const idleInTransactionTimeoutMs = options.idleInTransactionTimeoutMs ?? 10_000;
+  /** Epoch ms by which each session must be done (ConnectOptions.deadline). */
+  const deadlines = new WeakMap<Client, number>();
 
-  async function open(login: Login, ssl: ClientConfig['ssl'], timeoutMs: number): Promise<Client> {
+  async function open(
+    login: Login,
+    ssl: ClientConfig['ssl'],
+    timeoutMs: number,
+    deadline: number | undefined,
+  ): Promise<Client> {
     const { default: pg } = await import('pg');
+    const left = deadline === undefined ? Number.POSITIVE_INFINITY : deadline - Date.now();
+    const statementMs = Math.max(1, Math.floor(Math.min(statementTimeoutMs, left)));
     const client = new pg.Client({
       host: login.host,
       port: login.port,
@@ -112,12 +127,22 @@ export function createPostgres(options: PostgresOptions = {}): Database<Client> 
       password: login.password,
       database: login.database,
       ssl,
-      connectionTimeoutMillis: Math.max(1, Math.floor(timeoutMs)),
-      statement_timeout: statementTimeoutMs,
+      connectionTimeoutMillis: Math.max(1, Math.floor(Math.min(timeoutMs, left))),
       application_name: 'secrets-rotation',
+      options: startupOptions({
+        search_path: 'pg_catalog,pg_temp',
+        role: 'none',
+        statement_timeout: statementMs,
+        lock_timeout: statementMs,
+        idle_in_transaction_session_timeout: Math.max(
+          1,
+          Math.floor(Math.min(idleInTransactionTimeoutMs, left)),
+        ),
+      }),
     });
     // A server-side disconnect after connect emits 'error'; without a listener it would crash the process.
     client.on('error', () => {});
+    if (deadline !== undefined) deadlines.set(client, deadline);
     try {
       await client.connect();
       return client;
@@ -127,11 +152,32 @@ export function createPostgres(options: PostgresOptions = {}): Database<Client> 
     }
   }
 
+  /**
+   * Runs one statement, bounded on the client side by the session's deadline: a silent network
+   * stall fails the statement in time (and drops the connection, whose state is then unknown)
+   * instead of outliving the invocation.
+   */
   async function run(client: Client, what: string, user: string, sql: string, values?: unknown[]) {
+    const deadline = deadlines.get(client);
+    const timeoutMs = Math.ceil(
+      deadline === undefined ? statementTimeoutMs + 5_000 : deadline - Date.now(),
+    );
+    if (timeoutMs <= 0) {
+      throw new ConnectTimeoutError(
+        `PostgreSQL: ${what} for user "${user}": the invocation's deadline has passed`,
+      );
+    }
     try {
-      return await client.query(sql, values);
+      return await client.query({ text: sql, values, query_timeout: timeoutMs } as QueryConfig);
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
+      if (message === 'Query read timeout') {
+        drop(client);
+        throw new ConnectTimeoutError(
+          `PostgreSQL: ${what} for user "${user}": no answer in ${timeoutMs} ms (the invocation's deadline); connection dropped`,
+          { cause: error },
+        );
+      }
       throw new DatabaseError(`PostgreSQL: ${what} for user "${user}" failed: ${message}`, {
         cause: error,
       });
@@ -141,7 +187,9 @@ export function createPostgres(options: PostgresOptions = {}): Database<Client> 
   /**
    * Runs `body` in a transaction holding an advisory lock named after the user, so that two
    * overlapping invocations change one role one after the other ("tuple concurrently updated"
-   * otherwise) and a crash leaves all of `body` or none of it.
+   * otherwise) and a crash leaves all of `body` or none of it. The lock's key keeps the value
+   * earlier versions used (the int4 hash widened to int8), so old and new functions exclude
+   * each other during a deployment.
    */
   async function inLockedTransaction(
     client: Client,
@@ -151,32 +199,58 @@ export function createPostgres(options: PostgresOptions = {}): Database<Client> 
   ): Promise<void> {
     await run(client, what, user, 'BEGIN');
     try {
-      await run(client, what, user, 'SELECT pg_advisory_xact_lock(hashtext($1))', [
-        `secrets-rotation:${user}`,
-      ]);
+      // $1 holds a user name from the secret (its writer: PutSecretValue), as a parameter.
+      await run(
+        client,
+        what,
+        user,
+        'SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext($1::pg_catalog.text)::pg_catalog.int8)',
+        [`secrets-rotation:${user}`],
+      );
       await body();
       await run(client, what, user, 'COMMIT');
     } catch (error) {
-      await client.query('ROLLBACK').catch(() => {});
+      await run(client, what, user, 'ROLLBACK').catch(() => {});
       throw error;
     }
   }
 
-  /** The literal to put after PASSWORD: a SCRAM verifier where the server stores SCRAM. */
+  /**
+   * The literal to put after PASSWORD: always a verifier in the format the server stores, never
+   * the password, so that no statement log (log_statement, log_min_error_statement),
+   * pg_stat_statements or audit trail ever holds it. password_encryption may have been set by
+   * the database's owner (ALTER DATABASE ... SET); at worst it chooses md5 over SCRAM.
+   */
   async function passwordLiteral(client: Client, user: string, password: string): Promise<string> {
-    if (sendVerifier) {
-      const result = await run(
-        client,
-        'reading password_encryption',
-        user,
-        'SHOW password_encryption',
-      );
-      if (result.rows[0]?.password_encryption === 'scram-sha-256') {
-        const verifier = scramSha256Verifier(password);
-        if (verifier !== undefined) return client.escapeLiteral(verifier);
+    const result = await run(
+      client,
+      'reading password_encryption',
+      user,
+      `SELECT pg_catalog.current_setting('password_encryption') AS method,
+              pg_catalog.current_setting('server_encoding') AS encoding`,
+    );
+    const method = String(result.rows[0]?.method ?? '');
+    const encoding = String(result.rows[0]?.encoding ?? '');
+    let verifier: string | undefined;
+    let why = `the server's password_encryption is "${method}", a format this function cannot compute`;
+    if (method === 'scram-sha-256') {
+      verifier = scramSha256Verifier(password);
+      why =
+        'the password is not printable ASCII: its SCRAM verifier needs SASLprep, which this function does not reproduce';
+    } else if (MD5_SETTINGS.has(method)) {
+      // The server hashes the bytes it stores; UTF-8 (or SQL_ASCII, bytes as sent) match ours.
+      if (isAscii(password + user) || encoding === 'UTF8' || encoding === 'SQL_ASCII') {
+        verifier = md5Verifier(password, user);
       }
+      why = `the password or user name is not ASCII and the server encoding is ${encoding}`;
     }
-    return client.escapeLiteral(password);
+    if (verifier === undefined) {
+      throw new InvalidSecretError(
+        `PostgreSQL: refusing to set the password of user "${user}": ${why}, and sent as plaintext it would reach the server's logs`,
+        'password',
+      );
+    }
+    return client.escapeLiteral(verifier);
   }
 
   return {
@@ -185,17 +259,19 @@ export function createPostgres(options: PostgresOptions = {}): Database<Client> 
     defaultPort: 5432,
     defaultDatabase: 'postgres',
     masterDatabase: 'postgres',
-    maxUsernameLength: 63,
+    maxUsernameLength: MAX_NAME_BYTES,
+    usernameLimitUnit: 'bytes',
 
     async connect(login: Login, connectOptions: ConnectOptions = {}): Promise<Client> {
       const timeoutMs = connectOptions.timeoutMs ?? connectTimeoutMs;
+      const { deadline } = connectOptions;
       try {
-        if (login.tls === 'disable') return await open(login, false, timeoutMs);
+        if (login.tls === 'disable') return await open(login, false, timeoutMs, deadline);
         if (login.tls === 'verify')
-          return await open(login, { rejectUnauthorized: true }, timeoutMs);
+          return await open(login, { rejectUnauthorized: true }, timeoutMs, deadline);
         try {
           // "TLS preferred", as libpq's sslmode=prefer: encrypt, without verification.
-          return await open(login, { rejectUnauthorized: false }, timeoutMs);
+          return await open(login, { rejectUnauthorized: false }, timeoutMs, deadline);
         } catch (error) {
           if (!errorMessage(error, login).includes(NO_TLS_ON_SERVER)) throw error;
           connectOptions.logger?.warn(
@@ -206,7 +282,7 @@ export function createPostgres(options: PostgresOptions = {}): Database<Client> 
               user: login.user,
             },
           );
-          return await open(login, false, timeoutMs);
+          return await open(login, false, timeoutMs, deadline);
         }
       } catch (error) {
         throw classifyPostgresError(error, login);
@@ -214,6 +290,7 @@ export function createPostgres(options: PostgresOptions = {}): Database<Client> 
     },
 
     async setPassword(client, user, password) {
+      requireName(user);
       const literal = await passwordLiteral(client, user, password);
       await inLockedTransaction(client, user, 'changing the password', () =>
         run(
@@ -226,17 +303,20 @@ export function createPostgres(options: PostgresOptions = {}): Database<Client> 
     },
 
     async userExists(client, user) {
+      requireName(user);
       const result = await run(
         client,
         'looking up',
         user,
-        'SELECT 1 FROM pg_roles WHERE rolname = $1',
+        'SELECT 1 FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) $1',
         [user],
       );
       return result.rowCount !== null && result.rowCount > 0;
     },
 
     async createUserLike(client, user, password, like) {
+      requireName(user);
+      requireName(like);
       const literal = await passwordLiteral(client, user, password);
       // One transaction: a crash leaves either no clone or a complete one.
       try {
@@ -266,34 +346,80 @@ export function createPostgres(options: PostgresOptions = {}): Database<Client> 
     },
 
     async verifyClone(client, clone, original) {
-      const result = await run(
+      requireName(clone);
+      requireName(original);
+      // Both names come from the secret (its writer: PutSecretValue); the roles' attributes and
+      // memberships from whoever could create or grant roles (CREATEROLE, ADMIN OPTION).
+      const roles = await run(
         client,
         'checking the clone',
         clone,
-        `SELECT r.rolname, r.rolsuper, r.rolcreaterole, r.rolcreatedb, r.rolreplication, r.rolbypassrls,
-                pg_has_role(r.rolname, $2, 'MEMBER') AS member_of_original
-           FROM pg_roles r WHERE r.rolname = ANY($1)`,
-        [[clone, original], original],
+        `SELECT r.rolname, r.rolsuper, r.rolcreaterole, r.rolcreatedb, r.rolreplication, r.rolbypassrls
+           FROM pg_catalog.pg_roles r
+          WHERE r.rolname OPERATOR(pg_catalog.=) $1 OR r.rolname OPERATOR(pg_catalog.=) $2`,
+        [clone, original],
       );
-      const cloneRow = result.rows.find((row) => row.rolname === clone);
-      const originalRow = result.rows.find((row) => row.rolname === original);
-      if (!cloneRow || !originalRow) return;
-      if (!cloneRow.member_of_original) {
+      const cloneRow = roles.rows.find((row) => row.rolname === clone);
+      const originalRow = roles.rows.find((row) => row.rolname === original);
+      if (!cloneRow || !originalRow) {
+        // userExists found one of them a moment ago: never "check nothing".
+        throw new InvalidSecretError(
+          `PostgreSQL users "${clone}" and "${original}" cannot both be read from pg_roles under exactly these names; refusing to take over "${clone}"`,
+          'username',
+        );
+      }
+      const extra = CLONE_ATTRIBUTES.filter(
+        (attribute) => cloneRow[attribute] && !originalRow[attribute],
+      );
+      if (extra.length > 0) {
+        throw new InvalidSecretError(
+          `PostgreSQL user "${clone}" has ${extra.map((a) => a.slice(3).toUpperCase()).join(', ')}, which "${original}" lacks; refusing to hand out its password`,
+          'username',
+        );
+      }
+      // Every role the clone reaches, directly or through others, and how: it must reach each
+      // one at most as the original does (the original itself included: a member, never with
+      // ADMIN OPTION). pg_has_role follows chains of memberships with their options; SET is a
+      // separate option from PostgreSQL 16 on.
+      const reached = await run(
+        client,
+        'checking the roles of the clone',
+        clone,
+        `SELECT r.rolname,
+                r.oid OPERATOR(pg_catalog.=) o.oid AS is_original,
+                pg_catalog.pg_has_role(o.oid, r.oid, 'MEMBER') AS original_member,
+                pg_catalog.pg_has_role(c.oid, r.oid, 'USAGE') AS clone_usage,
+                pg_catalog.pg_has_role(o.oid, r.oid, 'USAGE') AS original_usage,
+                pg_catalog.pg_has_role(c.oid, r.oid, 'MEMBER WITH ADMIN OPTION') AS clone_admin,
+                pg_catalog.pg_has_role(o.oid, r.oid, 'MEMBER WITH ADMIN OPTION') AS original_admin,
+                CASE WHEN v.sixteen THEN pg_catalog.pg_has_role(c.oid, r.oid, 'SET') ELSE false END AS clone_set,
+                CASE WHEN v.sixteen THEN pg_catalog.pg_has_role(o.oid, r.oid, 'SET') ELSE false END AS original_set
+           FROM pg_catalog.pg_roles r, pg_catalog.pg_roles c, pg_catalog.pg_roles o,
+                (SELECT pg_catalog.current_setting('server_version_num')::pg_catalog.int4
+                          OPERATOR(pg_catalog.>=) 160000 AS sixteen) v
+          WHERE c.rolname OPERATOR(pg_catalog.=) $1 AND o.rolname OPERATOR(pg_catalog.=) $2
+            AND r.oid OPERATOR(pg_catalog.<>) c.oid
+            AND pg_catalog.pg_has_role(c.oid, r.oid, 'MEMBER')`,
+        [clone, original],
+      );
+      if (!reached.rows.some((row) => row.is_original)) {
         throw new InvalidSecretError(
           `PostgreSQL user "${clone}" exists but is not a member of "${original}": not a clone made by this function; refusing to take it over`,
           'username',
         );
       }
-      const extra = [
-        'rolsuper',
-        'rolcreaterole',
-        'rolcreatedb',
-        'rolreplication',
-        'rolbypassrls',
-      ].filter((attribute) => cloneRow[attribute] && !originalRow[attribute]);
-      if (extra.length > 0) {
+      const beyond = reached.rows.flatMap((row) => {
+        const how = [
+          row.original_member ? undefined : 'member',
+          row.clone_usage && !row.original_usage ? 'inherits' : undefined,
+          row.clone_admin && !row.original_admin ? 'ADMIN OPTION' : undefined,
+          row.clone_set && !row.original_set ? 'SET' : undefined,
+        ].filter((word) => word !== undefined);
+        return how.length > 0 ? [`"${row.rolname}" (${how.join(', ')})`] : [];
+      });
+      if (beyond.length > 0) {
         throw new InvalidSecretError(
-          `PostgreSQL user "${clone}" has ${extra.map((a) => a.slice(3).toUpperCase()).join(', ')}, which "${original}" lacks; refusing to hand out its password`,
+          `PostgreSQL user "${clone}" holds roles beyond "${original}"'s: ${beyond.join('; ')}; refusing to hand out its password`,
           'username',
         );
       }
@@ -304,7 +430,63 @@ export function createPostgres(options: PostgresOptions = {}): Database<Client> 
     },
 
     async close(client) {
-      await client.end().catch(() => {});
+      // On a silent network the server's goodbye never comes: wait briefly, then drop the socket.
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        client.end().catch(() => {}),
+        new Promise((resolve) => {
+          timer = setTimeout(resolve, CLOSE_WAIT_MS);
+        }),
+      ]);
+      clearTimeout(timer);
+      drop(client);
     },
   };
+}
+
+/** The attributes a clone must not hold unless its original does. */
+const CLONE_ATTRIBUTES = [
+  'rolsuper',
+  'rolcreaterole',
+  'rolcreatedb',
+  'rolreplication',
+  'rolbypassrls',
+] as const;
+
+/** Values of password_encryption that mean md5 (PostgreSQL 10 to 13 also took booleans). */
+const MD5_SETTINGS = new Set(['md5', 'on', 'true', 'yes', '1']);
+
+const isAscii = (text: string): boolean => /^[\x20-\x7e]*$/.test(text);
+
+/**
+ * Session settings for the startup packet. Settings sent by the client take precedence over
+ * every `ALTER ROLE … SET` and `ALTER DATABASE … SET`, which the application's user can write
+ * for itself and for a database it owns: so neither can put a schema of its own on the
+ * search_path of a session that changes roles, nor make the session run as another role
+ * (`role`). pg_temp is listed last on purpose: unlisted, it would be searched first for tables
+ * and types (never for functions or operators). These sessions create no temporary objects
+ * and no other session can create any in them, but last is the documented safe form.
+ */
+const startupOptions = (settings: Record<string, string | number>): string =>
+  Object.entries(settings)
+    .map(([name, value]) => `-c ${name}=${value}`)
+    .join(' ');
+
+/**
+ * Names longer than NAMEDATALEN - 1 bytes are truncated by the server and would alias another
+ * role (`<long name>_clone` cut back to an existing role's name).
+ */
+function requireName(user: string): void {
+  const bytes = Buffer.byteLength(user, 'utf8');
+  if (bytes > MAX_NAME_BYTES) {
+    throw new InvalidSecretError(
+      `PostgreSQL user name "${user}" is ${bytes} bytes long; the server keeps ${MAX_NAME_BYTES} and would act on another role`,
+      'username',
+    );
+  }
+}
+
+/** Drops the socket at once: for a connection whose state is unknown after a timeout. */
+function drop(client: Client): void {
+  (client as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
 }

@@ -17,3 +17,12 @@ export function scramSha256Verifier(password: string, iterations = 4096): string
   const serverKey = createHmac('sha256', salted).update('Server Key').digest();
   return `SCRAM-SHA-256$${iterations}:${salt.toString('base64')}$${storedKey.toString('base64')}:${serverKey.toString('base64')}`;
 }
+
+/**
+ * The md5 verifier PostgreSQL stores where password_encryption is md5: "md5" followed by the
+ * hex md5 of the password's bytes and then the user name's (UTF-8).
+ */
+export const md5Verifier = (password: string, user: string): string =>
+  `md5${createHash('md5')
+    .update(password + user, 'utf8')
+    .digest('hex')}`;

@@ -64,8 +64,14 @@ export interface Database<C> {
    * the application secret's `dbname` (MongoDB: the authentication database).
    */
   readonly masterDatabase?: string;
-  /** Longest user name the server accepts. */
+  /** Longest user name the server accepts, in `usernameLimitUnit`. */
   readonly maxUsernameLength: number;
+  /**
+   * What the user name limits count: UTF-8 `bytes` (PostgreSQL truncates names at
+   * NAMEDATALEN - 1 = 63 bytes) or `characters` (MySQL, MariaDB; the default). A name checked
+   * in the wrong unit passes and is then cut by the server into another role's name.
+   */
+  readonly usernameLimitUnit?: 'bytes' | 'characters';
   /**
    * Longest user name for a secret's `engine`, where the servers one adapter serves differ
    * (MySQL 32, MariaDB 80). createSecret never connects, so the engine is all it can go by;

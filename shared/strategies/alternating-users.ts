@@ -22,6 +22,8 @@ import {
   parseTls,
   requiredString,
   sameHost,
+  usernameLength,
+  usernameUnit,
   withCredentials,
 } from './database-secret.js';
 import { trySignIn, withConnection } from './sign-in.js';
@@ -164,9 +166,9 @@ export function alternatingUsers<C>(
       const current = await step.current();
       const username = alternateUsername(current.username);
       const limit = maxUsernameLength(db, current.engine);
-      if (username.length > limit) {
+      if (usernameLength(db, username) > limit) {
         throw new InvalidSecretError(
-          `AWSCURRENT: user "${current.username}" cannot alternate: "${username}" is longer than ${db.name}'s ${limit} characters (engine "${current.engine}")`,
+          `AWSCURRENT: user "${current.username}" cannot alternate: "${username}" is longer than ${db.name}'s ${limit} ${usernameUnit(db)} (engine "${current.engine}")`,
           'username',
         );
       }

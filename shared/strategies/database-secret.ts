@@ -99,6 +99,7 @@ export function parseDatabaseSecret(
     | 'defaultDatabase'
     | 'maxUsernameLength'
     | 'maxUsernameLengthFor'
+    | 'usernameLimitUnit'
     | 'scopeField'
     | 'name'
   >,
@@ -117,9 +118,9 @@ export function parseDatabaseSecret(
     throw new InvalidSecretError(`${source}: field "host" contains white space`, 'host');
   }
   const maxUsername = maxUsernameLength(db, engine);
-  if (typeof raw.username === 'string' && raw.username.length > maxUsername) {
+  if (typeof raw.username === 'string' && usernameLength(db, raw.username) > maxUsername) {
     throw new InvalidSecretError(
-      `${source}: field "username" is longer than the ${maxUsername} characters engine "${engine}" accepts (${raw.username.length})`,
+      `${source}: field "username" is longer than the ${maxUsername} ${usernameUnit(db)} engine "${engine}" accepts (${usernameLength(db, raw.username)})`,
       'username',
     );
   }
@@ -154,6 +155,17 @@ export const maxUsernameLength = (
   db: Pick<Database<unknown>, 'maxUsernameLength' | 'maxUsernameLengthFor'>,
   engine: string,
 ): number => db.maxUsernameLengthFor?.(engine) ?? db.maxUsernameLength;
+
+/** A user name's length in the unit `db` counts its limit in (PostgreSQL: UTF-8 bytes). */
+export const usernameLength = (
+  db: Pick<Database<unknown>, 'usernameLimitUnit'>,
+  username: string,
+): number =>
+  db.usernameLimitUnit === 'bytes' ? Buffer.byteLength(username, 'utf8') : username.length;
+
+/** The unit of `db`'s user name limit, for messages. */
+export const usernameUnit = (db: Pick<Database<unknown>, 'usernameLimitUnit'>): string =>
+  db.usernameLimitUnit === 'bytes' ? 'bytes' : 'characters';
 
 /** The same secret with other credentials; every other key is kept as stored. */
 export function withCredentials(

@@ -58,7 +58,10 @@ describe('postgres adapter on a real server', () => {
     await db.close(connection);
 
     // Assess
-    const statements = spy.mock.calls.map((call) => String(call[0]));
+    // The adapter passes query configs ({ text, values, query_timeout }).
+    const statements = spy.mock.calls.map((call) =>
+      typeof call[0] === 'string' ? call[0] : String((call[0] as { text?: unknown }).text),
+    );
     spy.mockRestore();
     const alter = statements.find((text) => text.startsWith('ALTER ROLE'));
     expect(alter).toMatch(/PASSWORD 'SCRAM-SHA-256\$4096:/);
@@ -103,6 +106,7 @@ describe('postgres adapter on a real server', () => {
         port: admin.port,
         username: admin.username,
         password: admin.password,
+        ssl: false,
       }),
     });
     const secretId = harness.fake.createSecret({

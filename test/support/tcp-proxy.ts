@@ -10,6 +10,7 @@ export class TcpProxy {
   /** While set, bytes from the client are held back, never forwarded: a silent network stall. */
   private stalled = false;
   private readonly sockets = new Set<Socket>();
+  private readonly paths = new Set<{ dead: boolean }>();
   connections = 0;
 
   private constructor(
@@ -33,13 +34,22 @@ export class TcpProxy {
         client.destroy();
         upstream.destroy();
       };
-      client.on('error', drop).on('close', drop);
-      upstream.on('error', drop).on('close', drop);
+      // A dead path (stall({ blackhole: true })) passes nothing either way, not even a close.
+      const path = { dead: false };
+      proxy.paths.add(path);
+      const gone = (socket: Socket) => () => {
+        if (path.dead) socket.destroy();
+        else drop();
+      };
+      client.on('error', gone(client)).on('close', gone(client));
+      upstream.on('error', gone(upstream)).on('close', gone(upstream));
       client.on('data', (chunk) => {
-        if (proxy?.stalled) return;
+        if (proxy?.stalled || path.dead) return;
         upstream.write(chunk);
       });
-      upstream.pipe(client);
+      upstream.on('data', (chunk) => {
+        if (!path.dead) client.write(chunk);
+      });
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const address = server.address();
@@ -56,9 +66,12 @@ export class TcpProxy {
   /**
    * From now on, whatever the clients send is swallowed (connections stay open, nothing is
    * answered or closed): the network path goes silent, as when a route or NAT entry dies.
+   * `blackhole`: the open connections die for good, both ways: neither side hears anything
+   * more from the other, not even its close (resume() revives only new connections).
    */
-  stall(): void {
+  stall(options: { blackhole?: boolean } = {}): void {
     this.stalled = true;
+    if (options.blackhole) for (const path of this.paths) path.dead = true;
   }
 
   /** Forwards again (bytes swallowed while stalled stay lost). */
