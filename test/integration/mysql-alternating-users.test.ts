@@ -28,14 +28,7 @@ describe('mysql alternating users', () => {
     await harness.start();
     masterArn = harness.fake.createSecret({
       name: `rds/master-${randomName('m')}`,
-      secretString: JSON.stringify({
-        engine: admin.mariadb ? 'mariadb' : 'mysql',
-        host: admin.host,
-        port: admin.port,
-        username: admin.username,
-        password: admin.password,
-        ssl: false,
-      }),
+      secretString: admin.masterSecretValue(),
     });
   });
 

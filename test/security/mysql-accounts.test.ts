@@ -38,13 +38,7 @@ describe('mysql alternating users: accounthost naming another account of the sam
     await harness.start();
     masterArn = harness.fake.createSecret({
       name: `rds/master-${randomName('m')}`,
-      secretString: JSON.stringify({
-        engine: admin.mariadb ? 'mariadb' : 'mysql',
-        host: admin.host,
-        port: admin.port,
-        username: admin.username,
-        password: admin.password,
-      }),
+      secretString: admin.masterSecretValue(),
     });
     table = `${admin.id(admin.database)}.${admin.id(randomName('payroll'))}`;
     await admin.query(`CREATE TABLE ${table} (salary int)`);
@@ -200,13 +194,7 @@ describe('mysql alternating users: a pre-existing _clone account on another plug
     await harness.start();
     masterArn = harness.fake.createSecret({
       name: `rds/master-${randomName('m')}`,
-      secretString: JSON.stringify({
-        engine: admin.mariadb ? 'mariadb' : 'mysql',
-        host: admin.host,
-        port: admin.port,
-        username: admin.username,
-        password: admin.password,
-      }),
+      secretString: admin.masterSecretValue(),
     });
     table = `${admin.id(admin.database)}.${admin.id(randomName('orders'))}`;
     await admin.query(`CREATE TABLE ${table} (a int)`);

@@ -26,13 +26,7 @@ describe('mysql rotations under a general query log', () => {
     await harness.start();
     masterArn = harness.fake.createSecret({
       name: `rds/master-${randomName('m')}`,
-      secretString: JSON.stringify({
-        engine: admin.mariadb ? 'mariadb' : 'mysql',
-        host: admin.host,
-        port: admin.port,
-        username: admin.username,
-        password: admin.password,
-      }),
+      secretString: admin.masterSecretValue(),
     });
     const [row] = await admin.query(
       'SELECT @@GLOBAL.general_log AS general, @@GLOBAL.log_output AS output',

@@ -115,13 +115,7 @@ describe('mysql rotations when the network path goes silent', () => {
     proxy = await TcpProxy.start({ host: admin.host, port: admin.port });
     masterArn = harness.fake.createSecret({
       name: `rds/master-${randomName('m')}`,
-      secretString: JSON.stringify({
-        engine: admin.mariadb ? 'mariadb' : 'mysql',
-        host: '127.0.0.1',
-        port: proxy.port,
-        username: admin.username,
-        password: admin.password,
-      }),
+      secretString: admin.masterSecretValue({ host: '127.0.0.1', port: proxy.port }),
     });
   });
 

@@ -54,6 +54,27 @@ export class MysqlAdmin {
     return this.url.pathname.slice(1);
   }
 
+  /** The secret engine matching the server. */
+  get engine(): string {
+    return this.mariadb ? 'mariadb' : 'mysql';
+  }
+
+  /**
+   * The administrator as a master secret's value holds it (alternating users), optionally
+   * reached through another port (a proxy). The test server is plaintext on loopback: the
+   * master secret says so itself, as the function requires.
+   */
+  masterSecretValue(at: { host?: string; port?: number } = {}): string {
+    return JSON.stringify({
+      engine: this.engine,
+      host: at.host ?? this.host,
+      port: at.port ?? this.port,
+      username: this.username,
+      password: this.password,
+      ssl: false,
+    });
+  }
+
   async query<T = mysql.RowDataPacket[]>(sql: string, values: unknown[] = []): Promise<T> {
     const [rows] = await this.connection.query(sql, values);
     return rows as T;
