@@ -224,17 +224,7 @@ describe('single user against our fake, set to accept a second value for a token
     const name = randomName('sec_overwrite');
     await admin.createUser(name, 'initial-password-1');
     users.push(name);
-    const secretId = harness.fake.createSecret({
-      name: `app/${randomName('secret')}`,
-      secretString: JSON.stringify({
-        engine: 'postgres',
-        host: admin.host,
-        port: admin.port,
-        username: name,
-        password: 'initial-password-1',
-        ssl: false,
-      }),
-    });
+    const secretId = harness.appSecret(admin.secretValue(name, 'initial-password-1'));
     const handler = () => harness.handler(singleUser(createPostgres()));
     const first = await harness.rotate(handler(), secretId, { stopAfter: 'setSecret' });
     const signs = async (stage: string) => {

@@ -147,31 +147,10 @@ describe('the application database user against PostgreSQL rotation', () => {
   ])('alternating users never run its planted code: %s', async (_, masterNamesAppDb) => {
     // Prepare
     const { name, password, dbname } = await appWithPlants();
-    const masterarn = harness.fake.createSecret({
-      name: `master/${randomName('m')}`,
-      secretString: JSON.stringify({
-        engine: 'postgres',
-        host: admin.host,
-        port: admin.port,
-        username: admin.username,
-        password: admin.password,
-        ssl: false,
-        ...(masterNamesAppDb ? { dbname } : {}),
-      }),
-    });
-    const secretId = harness.fake.createSecret({
-      name: `app/${randomName('secret')}`,
-      secretString: JSON.stringify({
-        engine: 'postgres',
-        host: admin.host,
-        port: admin.port,
-        username: name,
-        password,
-        dbname,
-        ssl: false,
-        masterarn,
-      }),
-    });
+    const masterarn = harness.masterSecret(
+      admin.masterSecretValue(masterNamesAppDb ? { dbname } : {}),
+    );
+    const secretId = harness.appSecret(admin.secretValue(name, password, { dbname, masterarn }));
     const handler = harness.handler(alternatingUsers(createPostgres()));
 
     // Act: the first rotation creates the clone, the second verifies it and changes a password.
@@ -197,18 +176,7 @@ describe('the application database user against PostgreSQL rotation', () => {
   it('single user never runs its planted code in the session that changes its password', async () => {
     // Prepare
     const { name, password, dbname } = await appWithPlants();
-    const secretId = harness.fake.createSecret({
-      name: `app/${randomName('secret')}`,
-      secretString: JSON.stringify({
-        engine: 'postgres',
-        host: admin.host,
-        port: admin.port,
-        username: name,
-        password,
-        dbname,
-        ssl: false,
-      }),
-    });
+    const secretId = harness.appSecret(admin.secretValue(name, password, { dbname }));
 
     // Act
     const result = await harness.rotate(harness.handler(singleUser(createPostgres())), secretId);
@@ -266,22 +234,8 @@ describe('the application database user against PostgreSQL rotation', () => {
     const password = `initial-${randomName('pw')}`;
     await admin.createUser(name, password);
     users.push(`${name}_clone`, name);
-    const masterarn = harness.fake.createSecret({
-      name: `master/${randomName('m')}`,
-      secretString: JSON.stringify({ ...masterValue(), ssl: false }),
-    });
-    const secretId = harness.fake.createSecret({
-      name: `app/${randomName('secret')}`,
-      secretString: JSON.stringify({
-        engine: 'postgres',
-        host: admin.host,
-        port: admin.port,
-        username: name,
-        password,
-        ssl: false,
-        masterarn,
-      }),
-    });
+    const masterarn = harness.masterSecret(admin.masterSecretValue());
+    const secretId = harness.appSecret(admin.secretValue(name, password, { masterarn }));
     const spy = vi.spyOn(pg.Client.prototype, 'query');
 
     // Act
@@ -303,13 +257,6 @@ describe('the application database user against PostgreSQL rotation', () => {
     expect(sent.flatMap(unqualified)).toEqual([]);
   });
 
-  const masterValue = () => ({
-    engine: 'postgres',
-    host: admin.host,
-    port: admin.port,
-    username: admin.username,
-    password: admin.password,
-  });
   const adminLogin = (): Login => ({
     host: admin.host,
     port: admin.port,
@@ -339,22 +286,8 @@ describe('the application database user against PostgreSQL rotation', () => {
     };
 
     async function secretFor(name: string, password: string) {
-      const masterarn = harness.fake.createSecret({
-        name: `master/${randomName('m')}`,
-        secretString: JSON.stringify({ ...masterValue(), ssl: false }),
-      });
-      return harness.fake.createSecret({
-        name: `app/${randomName('secret')}`,
-        secretString: JSON.stringify({
-          engine: 'postgres',
-          host: admin.host,
-          port: admin.port,
-          username: name,
-          password,
-          ssl: false,
-          masterarn,
-        }),
-      });
+      const masterarn = harness.masterSecret(admin.masterSecretValue());
+      return harness.appSecret(admin.secretValue(name, password, { masterarn }));
     }
 
     it('never alternates to a name whose "_clone" form the server would cut into another role', async () => {
@@ -458,22 +391,8 @@ describe('the application database user against PostgreSQL rotation', () => {
       users.push(clone, name);
       await admin.query(`GRANT ${admin.ident(name)} TO ${admin.ident(clone)} ${asMember}`);
       for (const sql of extra(admin.ident(clone), admin.ident(name))) await admin.query(sql);
-      const masterarn = harness.fake.createSecret({
-        name: `master/${randomName('m')}`,
-        secretString: JSON.stringify({ ...masterValue(), ssl: false }),
-      });
-      const secretId = harness.fake.createSecret({
-        name: `app/${randomName('secret')}`,
-        secretString: JSON.stringify({
-          engine: 'postgres',
-          host: admin.host,
-          port: admin.port,
-          username: name,
-          password,
-          ssl: false,
-          masterarn,
-        }),
-      });
+      const masterarn = harness.masterSecret(admin.masterSecretValue());
+      const secretId = harness.appSecret(admin.secretValue(name, password, { masterarn }));
       return { name, clone, password, secretId };
     }
 

@@ -71,18 +71,7 @@ describe("a reader of the PostgreSQL server's logs", () => {
   }
 
   const appSecret = (name: string, password: string, extra: Record<string, unknown> = {}) =>
-    harness.fake.createSecret({
-      name: `app/${randomName('secret')}`,
-      secretString: JSON.stringify({
-        engine: 'postgres',
-        host: admin.host,
-        port: admin.port,
-        username: name,
-        password,
-        ssl: false,
-        ...extra,
-      }),
-    });
+    harness.appSecret(admin.secretValue(name, password, { ...extra }));
 
   it.each<Method>(['md5', 'scram-sha-256'])(
     'single user: the log never holds a password (password_encryption %s)',
@@ -125,17 +114,7 @@ describe("a reader of the PostgreSQL server's logs", () => {
       await admin.createUser(name, password);
       users.push(`${name}_clone`, name, master);
       await logged(master, method);
-      const masterarn = harness.fake.createSecret({
-        name: `master/${randomName('m')}`,
-        secretString: JSON.stringify({
-          engine: 'postgres',
-          host: admin.host,
-          port: admin.port,
-          username: master,
-          password: masterPassword,
-          ssl: false,
-        }),
-      });
+      const masterarn = harness.masterSecret(admin.secretValue(master, masterPassword));
       const secretId = appSecret(name, password, { masterarn });
       const handler = harness.handler(alternatingUsers(createPostgres()));
       const mark = await logMark();

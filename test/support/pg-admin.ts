@@ -36,6 +36,27 @@ export class PgAdmin {
     return decodeURIComponent(this.url.password);
   }
 
+  /**
+   * A PostgreSQL secret value for a user of this server, as JSON. The test server is plaintext
+   * on loopback, so the value says `"ssl": false`; `extra` adds or overrides fields.
+   */
+  secretValue(username: string, password: string, extra: Record<string, unknown> = {}): string {
+    return JSON.stringify({
+      engine: 'postgres',
+      host: this.host,
+      port: this.port,
+      username,
+      password,
+      ssl: false,
+      ...extra,
+    });
+  }
+
+  /** This administrator as a master secret's value holds it (alternating users). */
+  masterSecretValue(extra: Record<string, unknown> = {}): string {
+    return this.secretValue(this.username, this.password, extra);
+  }
+
   query(sql: string, values?: unknown[]) {
     return this.client.query(sql, values);
   }

@@ -8,6 +8,7 @@ import {
   startFakeSecretsManagerServer,
 } from './fake-secrets-manager-http.js';
 import { LogRecorder } from './log-recorder.js';
+import { randomName } from './pg-admin.js';
 import { type RotationEvent, retry, rotate, type Step } from './rotation-driver.js';
 
 /**
@@ -31,6 +32,16 @@ export class RotationHarness {
   get endpoint(): string {
     if (!this.server) throw new Error('RotationHarness.start() first');
     return this.server.endpoint;
+  }
+
+  /** A secret named `app/<random>` holding `secretString`; resolves its ARN. */
+  appSecret(secretString: string): string {
+    return this.fake.createSecret({ name: `app/${randomName('secret')}`, secretString });
+  }
+
+  /** A secret named `master/<random>` holding `secretString`; resolves its ARN. */
+  masterSecret(secretString: string): string {
+    return this.fake.createSecret({ name: `master/${randomName('m')}`, secretString });
   }
 
   /** A handler as the function would build it, talking to the fake over HTTP. */
