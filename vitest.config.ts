@@ -10,6 +10,29 @@ const awsEnv = {
   POWERTOOLS_DEV: 'true',
 };
 
+/**
+ * A project of test/<name> against the real servers: one global setup per server kind, so each
+ * server starts once for every file; one server of each kind is shared by every file (each test
+ * makes its own users), so files run one at a time.
+ */
+const databaseProject = (name: string, testTimeout: number) => ({
+  test: {
+    name,
+    include: [`test/${name}/**/*.test.ts`],
+    environment: 'node' as const,
+    env: awsEnv,
+    setupFiles: ['test/support/leak-guard-setup.ts'],
+    globalSetup: [
+      'test/support/postgres-global-setup.ts',
+      'test/support/mysql-global-setup.ts',
+      'test/support/mongo-global-setup.ts',
+    ],
+    testTimeout,
+    hookTimeout: 180_000,
+    fileParallelism: false,
+  },
+});
+
 export default defineConfig({
   test: {
     projects: [
@@ -22,59 +45,9 @@ export default defineConfig({
           setupFiles: ['test/support/leak-guard-setup.ts'],
         },
       },
-      {
-        test: {
-          name: 'integration',
-          include: ['test/integration/**/*.test.ts'],
-          environment: 'node',
-          env: awsEnv,
-          setupFiles: ['test/support/leak-guard-setup.ts'],
-          // One global setup per server kind: each server starts once for every file.
-          globalSetup: [
-            'test/support/postgres-global-setup.ts',
-            'test/support/mysql-global-setup.ts',
-            'test/support/mongo-global-setup.ts',
-          ],
-          testTimeout: 60_000,
-          hookTimeout: 180_000,
-          // One server of each kind is shared by every file; each test makes its own users.
-          fileParallelism: false,
-        },
-      },
-      {
-        test: {
-          name: 'reliability',
-          include: ['test/reliability/**/*.test.ts'],
-          environment: 'node',
-          env: awsEnv,
-          setupFiles: ['test/support/leak-guard-setup.ts'],
-          globalSetup: [
-            'test/support/postgres-global-setup.ts',
-            'test/support/mysql-global-setup.ts',
-            'test/support/mongo-global-setup.ts',
-          ],
-          testTimeout: 300_000,
-          hookTimeout: 180_000,
-          fileParallelism: false,
-        },
-      },
-      {
-        test: {
-          name: 'security',
-          include: ['test/security/**/*.test.ts'],
-          environment: 'node',
-          env: awsEnv,
-          setupFiles: ['test/support/leak-guard-setup.ts'],
-          globalSetup: [
-            'test/support/postgres-global-setup.ts',
-            'test/support/mysql-global-setup.ts',
-            'test/support/mongo-global-setup.ts',
-          ],
-          testTimeout: 120_000,
-          hookTimeout: 180_000,
-          fileParallelism: false,
-        },
-      },
+      databaseProject('integration', 60_000),
+      databaseProject('reliability', 300_000),
+      databaseProject('security', 120_000),
     ],
   },
 });
