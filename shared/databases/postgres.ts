@@ -129,27 +129,41 @@ export function createPostgres(options: PostgresOptions = {}): Database<Client> 
       ssl,
       connectionTimeoutMillis: Math.max(1, Math.floor(Math.min(timeoutMs, left))),
       application_name: 'secrets-rotation',
-      options: startupOptions({
-        search_path: 'pg_catalog,pg_temp',
-        role: 'none',
-        statement_timeout: statementMs,
-        lock_timeout: statementMs,
-        idle_in_transaction_session_timeout: Math.max(
-          1,
-          Math.floor(Math.min(idleInTransactionTimeoutMs, left)),
-        ),
-      }),
     });
     // A server-side disconnect after connect emits 'error'; without a listener it would crash the process.
     client.on('error', () => {});
     if (deadline !== undefined) deadlines.set(client, deadline);
     try {
       await client.connect();
-      return client;
     } catch (error) {
       await client.end().catch(() => {});
       throw error;
     }
+    // Pinned before any statement of ours runs, in one round trip. A SET issued in the session
+    // overrides every default the application user may have planted (ALTER ROLE / ALTER DATABASE
+    // … SET search_path, or SET role, which would run the master's session as the owner), and
+    // SET looks up no function or operator. Not startup options: RDS Proxy and PgBouncer accept
+    // only a few startup parameters and refuse the connection for any other.
+    // SET ROLE NONE, not RESET ROLE: RESET returns to the connection-time role, a planted default.
+    const idleMs = Math.max(1, Math.floor(Math.min(idleInTransactionTimeoutMs, left)));
+    try {
+      await run(
+        client,
+        'pinning the session settings',
+        login.user,
+        [
+          'SET search_path = pg_catalog, pg_temp',
+          'SET ROLE NONE',
+          `SET statement_timeout = ${statementMs}`,
+          `SET lock_timeout = ${statementMs}`,
+          `SET idle_in_transaction_session_timeout = ${idleMs}`,
+        ].join('; '),
+      );
+    } catch (error) {
+      await client.end().catch(() => {});
+      throw error;
+    }
+    return client;
   }
 
   /**
@@ -467,11 +481,6 @@ const isAscii = (text: string): boolean => /^[\x20-\x7e]*$/.test(text);
  * and types (never for functions or operators). These sessions create no temporary objects
  * and no other session can create any in them, but last is the documented safe form.
  */
-const startupOptions = (settings: Record<string, string | number>): string =>
-  Object.entries(settings)
-    .map(([name, value]) => `-c ${name}=${value}`)
-    .join(' ');
-
 /**
  * Names longer than NAMEDATALEN - 1 bytes are truncated by the server and would alias another
  * role (`<long name>_clone` cut back to an existing role's name).

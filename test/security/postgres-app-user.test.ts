@@ -220,7 +220,7 @@ describe('the application database user against PostgreSQL rotation', () => {
         await connection.query('COMMIT');
 
         // Assess
-        expect(settings.rows[0]).toEqual({ who: login.user, path: 'pg_catalog,pg_temp' });
+        expect(settings.rows[0]).toEqual({ who: login.user, path: 'pg_catalog, pg_temp' });
       } finally {
         await db.close(connection);
       }
@@ -481,7 +481,23 @@ describe('the application database user against PostgreSQL rotation', () => {
  * The names in `sql` that the search_path could resolve: catalog names, function calls, types
  * after `::` and operators not written as OPERATOR(pg_catalog.…).
  */
+/**
+ * A SET of a setting to plain names or numbers (or SET ROLE NONE) looks up no function, type or
+ * operator: its "=" is grammar. Anything else in a SET is checked like any statement.
+ */
+const PLAIN_SET = /^\s*SET\s+(ROLE\s+NONE|[a-z_]+\s*(=|TO)\s*[a-z_0-9]+(\s*,\s*[a-z_0-9]+)*)\s*$/i;
+
 function unqualified(sql: string): string[] {
+  const statements = sql.split(';').filter((statement) => statement.trim() !== '');
+  if (statements.length > 1 || PLAIN_SET.test(sql)) {
+    return statements
+      .filter((statement) => !PLAIN_SET.test(statement))
+      .flatMap((statement) => unqualifiedIn(statement, sql));
+  }
+  return unqualifiedIn(sql, sql);
+}
+
+function unqualifiedIn(sql: string, whole: string): string[] {
   const text = sql
     .replace(/'(?:[^']|'')*'/g, "''")
     .replace(/"(?:[^"]|"")*"/g, '""')
@@ -499,5 +515,5 @@ function unqualified(sql: string): string[] {
     if (!match[1]?.startsWith('pg_catalog.')) found.push(`::${match[1]}`);
   }
   for (const match of text.matchAll(/[=<>!~+\-*/%^&|#@?]+|\bANY\b/gi)) found.push(match[0]);
-  return found.map((name) => `${name} in: ${sql.slice(0, 60)}`);
+  return found.map((name) => `${name} in: ${whole.slice(0, 60)}`);
 }
