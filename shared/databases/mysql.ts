@@ -354,7 +354,11 @@ export function createMysql(options: MysqlOptions = {}): Database<MysqlSession> 
       password: login.password,
       ...(login.database ? { database: login.database } : {}),
       ...(ssl ? { ssl } : {}),
-      connectTimeout: Math.max(1, Math.floor(timeoutMs)),
+      // Never past the invocation's deadline either.
+      connectTimeout: Math.max(
+        1,
+        Math.floor(deadline === undefined ? timeoutMs : Math.min(timeoutMs, deadline - Date.now())),
+      ),
       charset: 'utf8mb4',
       multipleStatements: false,
       connectAttributes: { program_name: 'secrets-rotation' },
