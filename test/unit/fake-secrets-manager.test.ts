@@ -444,6 +444,29 @@ describe('FakeSecretsManager', () => {
       expect(fake.valueOf(arn, AWSPENDING)).toBe(V2);
     });
 
+    it('replaces the value instead, as moto does, when made with overwriteVersions', () => {
+      // prepare
+      const moto = new FakeSecretsManager({ overwriteVersions: true });
+      const id = moto.createSecret({ name: 'orders/app', secretString: V1 });
+      const token = moto.startRotation(id);
+      moto.putSecretValue({
+        SecretId: id,
+        ClientRequestToken: token,
+        SecretString: V2,
+        VersionStages: [AWSPENDING],
+      });
+      // act
+      moto.putSecretValue({
+        SecretId: id,
+        ClientRequestToken: token,
+        SecretString: V3,
+        VersionStages: [AWSPENDING],
+      });
+      // assess
+      expect(moto.valueOf(id, AWSPENDING)).toBe(V3);
+      expect(moto.versionOf(id, AWSPENDING)).toBe(token);
+    });
+
     it('fills in the empty version registered by RotateSecret', () => {
       // prepare
       const token = fake.startRotation(arn);
