@@ -65,8 +65,15 @@ install_ferretdb() {
   chmod -R u+w "$work/src"
   echo "$VERSION" >"$work/src/build/version/version.txt"
   mkdir -p "$(dirname "$BIN")"
-  (cd "$work/src" && GOTOOLCHAIN="${GOTOOLCHAIN:-auto}" go build -trimpath -o "$BIN.tmp" ./cmd/ferretdb) >&2 ||
-    fail "go build of FerretDB $VERSION"
+  log "compiling (about 2 minutes on 2 cores the first time; progress every 15 s)"
+  # A heartbeat on stderr, so a first run that compiles for minutes is not taken for a hang.
+  (while sleep 15; do log "still compiling FerretDB ($((SECONDS - started)) s)"; done) &
+  local heartbeat=$!
+  local built=0
+  (cd "$work/src" && GOTOOLCHAIN="${GOTOOLCHAIN:-auto}" go build -trimpath -o "$BIN.tmp" ./cmd/ferretdb) >&2 || built=$?
+  kill "$heartbeat" 2>/dev/null || true
+  wait "$heartbeat" 2>/dev/null || true
+  [ "$built" -eq 0 ] || fail "go build of FerretDB $VERSION"
   mv "$BIN.tmp" "$BIN"
   log "built FerretDB $VERSION in $((SECONDS - started)) s"
 }
