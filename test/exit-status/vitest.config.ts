@@ -1,0 +1,10 @@
+import { defineConfig } from 'vitest/config';
+
+/** The planted failure of `.ci/run`'s exit-status check, with the PostgreSQL global setup. */
+export default defineConfig({
+  test: {
+    include: ['test/exit-status/*.test.ts'],
+    globalSetup: ['test/support/postgres-global-setup.ts'],
+    hookTimeout: 180_000,
+  },
+});
