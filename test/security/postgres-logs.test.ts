@@ -112,6 +112,8 @@ describe("a reader of the PostgreSQL server's logs", () => {
       const name = randomName('sec_log2');
       const password = `initial-${randomName('pw')}`;
       await admin.createUser(name, password);
+      // PostgreSQL 16+: CREATEROLE grants only roles held WITH ADMIN OPTION (RDS's master has it).
+      await admin.query(`GRANT ${admin.ident(name)} TO ${admin.ident(master)} WITH ADMIN OPTION`);
       users.push(`${name}_clone`, name, master);
       await logged(master, method);
       const masterarn = harness.masterSecret(admin.secretValue(master, masterPassword));

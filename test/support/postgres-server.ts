@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { appendFileSync, existsSync } from 'node:fs';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -80,7 +80,16 @@ export async function startPostgres(
     authMethod: 'scram-sha-256',
     createPostgresUser: true,
     postgresFlags: flags,
-    onLog: () => {},
+    // The server's output goes to server.log in its data folder, as scripts/start-postgres.sh
+    // sends it: the log-reader security suite reads it back (pg_read_file). Lines that come
+    // before the data folder exists (initdb's) are dropped.
+    onLog: (message: unknown) => {
+      try {
+        appendFileSync(join(dir, 'data', 'server.log'), `${String(message)}\n`);
+      } catch {
+        // no data folder yet
+      }
+    },
   });
   await server.initialise();
   await server.start();
