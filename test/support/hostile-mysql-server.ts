@@ -1,5 +1,6 @@
 import { constants, generateKeyPairSync, privateDecrypt, randomBytes } from 'node:crypto';
 import { createServer, type Server, type Socket } from 'node:net';
+import { closeServer, listenOnLoopback } from './loopback.js';
 
 /** What a hostile MySQL endpoint obtained from one connection. */
 export interface MysqlCapture {
@@ -135,10 +136,8 @@ export class HostileMysqlServer {
         }
       });
     });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const address = server.address();
-    if (address === null || typeof address === 'string') throw new Error('no port');
-    self = new HostileMysqlServer(server, address.port);
+    const port = await listenOnLoopback(server);
+    self = new HostileMysqlServer(server, port);
     return self;
   }
 
@@ -148,7 +147,6 @@ export class HostileMysqlServer {
   }
 
   async stop(): Promise<void> {
-    for (const socket of this.sockets) socket.destroy();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await closeServer(this.server, this.sockets);
   }
 }

@@ -1,4 +1,5 @@
 import { connect, createServer, type Server, type Socket } from 'node:net';
+import { closeServer, listenOnLoopback } from './loopback.js';
 
 /** What a hostile endpoint obtained from one connection. */
 export interface Capture {
@@ -121,10 +122,8 @@ export class HostilePgServer {
       };
       client.on('data', onData);
     });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const address = server.address();
-    if (address === null || typeof address === 'string') throw new Error('no port');
-    self = new HostilePgServer(server, address.port);
+    const port = await listenOnLoopback(server);
+    self = new HostilePgServer(server, port);
     return self;
   }
 
@@ -134,8 +133,7 @@ export class HostilePgServer {
   }
 
   async stop(): Promise<void> {
-    for (const socket of this.sockets) socket.destroy();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await closeServer(this.server, this.sockets);
   }
 }
 

@@ -1,6 +1,7 @@
 import { createServer as createTcpServer, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
 import { BSON, type Document } from 'mongodb';
+import { closeServer, listenOnLoopback } from './loopback.js';
 
 const OP_REPLY = 1;
 const OP_QUERY = 2004;
@@ -65,10 +66,8 @@ export class FakeMongoServer {
     // A TLS handshake the client aborts is an error of the server, not of the test.
     server.on('tlsClientError', () => {});
     const host = options.host ?? '127.0.0.1';
-    await new Promise<void>((resolve) => server.listen(0, host, resolve));
-    const address = server.address();
-    if (address === null || typeof address === 'string') throw new Error('fake has no port');
-    fake = new FakeMongoServer(server, host, address.port);
+    const port = await listenOnLoopback(server, host);
+    fake = new FakeMongoServer(server, host, port);
     if (options.tls) server.on('connection', () => fake && fake.connections++);
     return fake;
   }
@@ -174,8 +173,7 @@ export class FakeMongoServer {
   }
 
   async stop(): Promise<void> {
-    for (const socket of this.sockets) socket.destroy();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await closeServer(this.server, this.sockets);
   }
 }
 
@@ -197,15 +195,12 @@ export class CountingListener {
       }
       socket.on('error', () => {});
     });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const address = server.address();
-    if (address === null || typeof address === 'string') throw new Error('listener has no port');
-    listener = new CountingListener(server, address.port);
+    const port = await listenOnLoopback(server);
+    listener = new CountingListener(server, port);
     return listener;
   }
 
   async stop(): Promise<void> {
-    for (const socket of this.sockets) socket.destroy();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await closeServer(this.server, this.sockets);
   }
 }

@@ -1,4 +1,5 @@
 import { connect, createServer, type Server, type Socket } from 'node:net';
+import { closeServer, listenOnLoopback } from './loopback.js';
 
 /**
  * A TCP proxy in front of a real server that can cut connections on demand: the network
@@ -51,10 +52,8 @@ export class TcpProxy {
         if (!path.dead) client.write(chunk);
       });
     });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const address = server.address();
-    if (address === null || typeof address === 'string') throw new Error('proxy has no port');
-    proxy = new TcpProxy(server, address.port);
+    const port = await listenOnLoopback(server);
+    proxy = new TcpProxy(server, port);
     return proxy;
   }
 
@@ -80,7 +79,6 @@ export class TcpProxy {
   }
 
   async stop(): Promise<void> {
-    for (const socket of this.sockets) socket.destroy();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await closeServer(this.server, this.sockets);
   }
 }
