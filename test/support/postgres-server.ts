@@ -71,6 +71,7 @@ export async function startPostgres(
   if (process.getuid?.() === 0) await chmod(dir, 0o777);
   const port = 56000 + Math.floor(Math.random() * 2000);
   const password = `embedded-${Math.random().toString(36).slice(2)}`;
+  let initialised = false;
   const server = new EmbeddedPostgres({
     databaseDir: join(dir, 'data'),
     user: 'rotation_admin',
@@ -81,17 +82,14 @@ export async function startPostgres(
     createPostgresUser: true,
     postgresFlags: flags,
     // The server's output goes to server.log in its data folder, as scripts/start-postgres.sh
-    // sends it: the log-reader security suite reads it back (pg_read_file). Lines that come
-    // before the data folder exists (initdb's) are dropped.
+    // sends it: the log-reader security suite reads it back (pg_read_file). Only once initdb is
+    // done: initdb refuses a data folder that is not empty.
     onLog: (message: unknown) => {
-      try {
-        appendFileSync(join(dir, 'data', 'server.log'), `${String(message)}\n`);
-      } catch {
-        // no data folder yet
-      }
+      if (initialised) appendFileSync(join(dir, 'data', 'server.log'), `${String(message)}\n`);
     },
   });
   await server.initialise();
+  initialised = true;
   await server.start();
   return {
     adminUrl: `postgres://rotation_admin:${password}@127.0.0.1:${port}/postgres`,
