@@ -11,9 +11,10 @@ const awsEnv = {
 };
 
 /**
- * A project of test/<name> against the real servers: one global setup per server kind, so each
- * server starts once for every file; one server of each kind is shared by every file (each test
- * makes its own users), so files run one at a time.
+ * A project of test/<name> against the real servers. The servers come from the root's global
+ * setup (test/support/servers-global-setup.ts): once per run for every project, and only those
+ * the selected files ask for. One server of each kind is shared by every file (each test makes
+ * its own users), so files run one at a time.
  */
 const databaseProject = (name: string, testTimeout: number) => ({
   test: {
@@ -22,11 +23,6 @@ const databaseProject = (name: string, testTimeout: number) => ({
     environment: 'node' as const,
     env: awsEnv,
     setupFiles: ['test/support/leak-guard-setup.ts'],
-    globalSetup: [
-      'test/support/postgres-global-setup.ts',
-      'test/support/mysql-global-setup.ts',
-      'test/support/mongo-global-setup.ts',
-    ],
     testTimeout,
     hookTimeout: 180_000,
     fileParallelism: false,
@@ -35,6 +31,9 @@ const databaseProject = (name: string, testTimeout: number) => ({
 
 export default defineConfig({
   test: {
+    // Runs once per `vitest run` (the root project's), whatever projects are selected.
+    globalSetup: ['test/support/servers-global-setup.ts'],
+    hookTimeout: 180_000,
     projects: [
       {
         test: {

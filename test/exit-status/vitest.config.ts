@@ -1,10 +1,10 @@
 import { defineConfig } from 'vitest/config';
 
-/** The planted failure of `.ci/run`'s exit-status check, with the PostgreSQL global setup. */
+/** The planted failure of `.ci/run`'s exit-status check, with the tests' server setup. */
 export default defineConfig({
   test: {
     include: ['test/exit-status/*.test.ts'],
-    globalSetup: ['test/support/postgres-global-setup.ts'],
+    globalSetup: ['test/support/servers-global-setup.ts'],
     hookTimeout: 180_000,
   },
 });

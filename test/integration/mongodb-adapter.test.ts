@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   AuthenticationError,
   ConnectionError,
@@ -8,9 +8,10 @@ import {
 import { createMongoDb } from '../../shared/databases/mongodb.js';
 import type { Login } from '../../shared/databases/types.js';
 import { MongoAdmin } from '../support/mongo-admin.js';
+import { provided } from '../support/servers.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
 
-const tls = inject('mongoTls');
+const tls = provided('mongoTls');
 
 describe('mongodb adapter on a real server', () => {
   let admin: MongoAdmin;
@@ -18,7 +19,7 @@ describe('mongodb adapter on a real server', () => {
   const db = createMongoDb({ tlsHandshakeTimeoutMs: 500 });
 
   beforeAll(async () => {
-    admin = await MongoAdmin.connect(inject('mongoAdminUrl'));
+    admin = await MongoAdmin.connect(provided('mongoAdminUrl'));
     adminLogin = {
       host: admin.host,
       port: admin.port,

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InvalidSecretError } from '../../shared/common/errors.js';
 import { CLONE_MARKER, createMongoDb, type RoleGrant } from '../../shared/databases/mongodb.js';
 import { alternatingUsers } from '../../shared/strategies/alternating-users.js';
@@ -6,8 +6,9 @@ import { MongoAdmin, signsIn } from '../support/mongo-admin.js';
 import { randomName } from '../support/pg-admin.js';
 import { alternatingUsersContract } from '../support/rotation-contract.js';
 import { RotationHarness } from '../support/rotation-harness.js';
+import { provided } from '../support/servers.js';
 
-const capabilities = inject('mongoCapabilities');
+const capabilities = provided('mongoCapabilities');
 /** Why the role tests cannot run here, or undefined when they can. */
 const noRoles = capabilities.roles
   ? undefined
@@ -27,7 +28,7 @@ describe('mongodb alternating users', () => {
   const handler = () => harness.handler(alternatingUsers(createMongoDb()));
 
   beforeAll(async () => {
-    admin = await MongoAdmin.connect(inject('mongoAdminUrl'));
+    admin = await MongoAdmin.connect(provided('mongoAdminUrl'));
     await harness.start();
     masterArn = harness.fake.createSecret({
       name: `docdb/master-${randomName('m')}`,

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HostUnreachableError, InvalidSecretError, TlsError } from '../../shared/common/errors.js';
 import { createMongoDb, type MongoDbOptions } from '../../shared/databases/mongodb.js';
 import { singleUser } from '../../shared/strategies/single-user.js';
@@ -6,10 +6,11 @@ import { MongoAdmin, signsIn } from '../support/mongo-admin.js';
 import { randomName } from '../support/pg-admin.js';
 import { singleUserContract } from '../support/rotation-contract.js';
 import { RotationHarness } from '../support/rotation-harness.js';
+import { provided } from '../support/servers.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
 
-const tls = inject('mongoTls');
-const capabilities = inject('mongoCapabilities');
+const tls = provided('mongoTls');
+const capabilities = provided('mongoCapabilities');
 if (!capabilities.authorization) {
   console.warn(
     `mongodb single user: authorization test skipped: ${capabilities.server} lets any signed-in user change any user`,
@@ -29,7 +30,7 @@ describe('mongodb single user', () => {
     harness.handler(singleUser(createMongoDb(options)));
 
   beforeAll(async () => {
-    admin = await MongoAdmin.connect(inject('mongoAdminUrl'));
+    admin = await MongoAdmin.connect(provided('mongoAdminUrl'));
     await harness.start();
   });
 

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { InvalidSecretError } from '../../shared/common/errors.js';
 import { createMysql, type MysqlSession } from '../../shared/databases/mysql.js';
 import { alternatingUsers } from '../../shared/strategies/alternating-users.js';
@@ -12,6 +12,7 @@ import {
 } from '../support/mysql-admin.js';
 import { alternatingUsersContract } from '../support/rotation-contract.js';
 import { RotationHarness } from '../support/rotation-harness.js';
+import { provided } from '../support/servers.js';
 
 describe('mysql alternating users', () => {
   let admin: MysqlAdmin;
@@ -23,7 +24,7 @@ describe('mysql alternating users', () => {
   const handler = () => harness.handler(alternatingUsers(createMysql({ env: {} })));
 
   beforeAll(async () => {
-    admin = await MysqlAdmin.connect(inject('mysqlAdminUrl'));
+    admin = await MysqlAdmin.connect(provided('mysqlAdminUrl'));
     db = admin.database;
     await harness.start();
     masterArn = harness.fake.createSecret({

@@ -1,11 +1,12 @@
 import { randomBytes } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ConnectionError, InvalidSecretError, TlsError } from '../../shared/common/errors.js';
 import { createMysql, type MysqlOptions } from '../../shared/databases/mysql.js';
 import { singleUser } from '../../shared/strategies/single-user.js';
 import { MysqlAdmin, queryAs, randomName, signsIn } from '../support/mysql-admin.js';
 import { singleUserContract } from '../support/rotation-contract.js';
 import { RotationHarness } from '../support/rotation-harness.js';
+import { provided } from '../support/servers.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
 
 describe('mysql single user', () => {
@@ -16,7 +17,7 @@ describe('mysql single user', () => {
     harness.handler(singleUser(createMysql({ env: {}, ...options })));
 
   beforeAll(async () => {
-    admin = await MysqlAdmin.connect(inject('mysqlAdminUrl'));
+    admin = await MysqlAdmin.connect(provided('mysqlAdminUrl'));
     await harness.start();
   });
 

@@ -1,11 +1,12 @@
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { DatabaseError, InvalidSecretError } from '../../shared/common/errors.js';
 import { createPostgres } from '../../shared/databases/postgres.js';
 import type { Login } from '../../shared/databases/types.js';
 import { alternatingUsers } from '../../shared/strategies/alternating-users.js';
 import { PgAdmin, randomName, signsIn } from '../support/pg-admin.js';
 import { RotationHarness } from '../support/rotation-harness.js';
+import { provided } from '../support/servers.js';
 
 describe('postgres adapter on a real server', () => {
   let admin: PgAdmin;
@@ -14,7 +15,7 @@ describe('postgres adapter on a real server', () => {
   const users: string[] = [];
 
   beforeAll(async () => {
-    admin = await PgAdmin.connect(inject('pgAdminUrl'));
+    admin = await PgAdmin.connect(provided('pgAdminUrl'));
     adminLogin = {
       host: admin.host,
       port: admin.port,

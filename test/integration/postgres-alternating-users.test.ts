@@ -1,6 +1,6 @@
 import { DescribeDBInstancesCommand, RDSClient } from '@aws-sdk/client-rds';
 import { mockClient } from 'aws-sdk-client-mock';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rdsEndpointResolver } from '../../shared/aws/rds-endpoint.js';
 import { TlsError } from '../../shared/common/errors.js';
 import { createPostgres } from '../../shared/databases/postgres.js';
@@ -8,6 +8,7 @@ import { alternatingUsers } from '../../shared/strategies/alternating-users.js';
 import { PgAdmin, queryAs, randomName, signsIn } from '../support/pg-admin.js';
 import { alternatingUsersContract } from '../support/rotation-contract.js';
 import { RotationHarness } from '../support/rotation-harness.js';
+import { provided } from '../support/servers.js';
 
 describe('postgres alternating users', () => {
   let admin: PgAdmin;
@@ -17,7 +18,7 @@ describe('postgres alternating users', () => {
   const handler = () => harness.handler(alternatingUsers(createPostgres()));
 
   beforeAll(async () => {
-    admin = await PgAdmin.connect(inject('pgAdminUrl'));
+    admin = await PgAdmin.connect(provided('pgAdminUrl'));
     await harness.start();
     masterArn = harness.fake.createSecret({
       name: `rds/master-${randomName('m')}`,

@@ -1,10 +1,11 @@
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConnectionError, TlsError } from '../../shared/common/errors.js';
 import { createPostgres } from '../../shared/databases/postgres.js';
 import { singleUser } from '../../shared/strategies/single-user.js';
 import { PgAdmin, queryAs, randomName, signsIn } from '../support/pg-admin.js';
 import { singleUserContract } from '../support/rotation-contract.js';
 import { RotationHarness } from '../support/rotation-harness.js';
+import { provided } from '../support/servers.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
 
 describe('postgres single user', () => {
@@ -14,7 +15,7 @@ describe('postgres single user', () => {
   const handler = () => harness.handler(singleUser(createPostgres()));
 
   beforeAll(async () => {
-    admin = await PgAdmin.connect(inject('pgAdminUrl'));
+    admin = await PgAdmin.connect(provided('pgAdminUrl'));
     await harness.start();
   });
 

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RotationError } from '../../shared/common/errors.js';
 import { createMongoDb } from '../../shared/databases/mongodb.js';
 import { createMysql } from '../../shared/databases/mysql.js';
@@ -16,6 +16,7 @@ import { MongoAdmin } from '../support/mongo-admin.js';
 import { MysqlAdmin } from '../support/mysql-admin.js';
 import { PgAdmin, randomName } from '../support/pg-admin.js';
 import { RotationHarness } from '../support/rotation-harness.js';
+import { provided } from '../support/servers.js';
 
 /** One database the corpus runs against: how to make a user, and what "nothing changed" means. */
 interface HostileTarget extends CorpusProfile {
@@ -36,7 +37,7 @@ interface HostileTarget extends CorpusProfile {
 const initialPassword = () => `initial-${randomName('pw')}`;
 
 /** The secret engine matching the MySQL-family server the tests were given. */
-const mysqlEngine = await MysqlAdmin.connect(inject('mysqlAdminUrl')).then(async (admin) => {
+const mysqlEngine = await MysqlAdmin.connect(provided('mysqlAdminUrl')).then(async (admin) => {
   const engine = admin.mariadb ? 'mariadb' : 'mysql';
   await admin.close();
   return engine;
@@ -107,7 +108,7 @@ function postgresTarget(): HostileTarget {
     refusedDatabase: (database) => new RegExp(`database "${database}" does not exist`),
     database: () => createPostgres(),
     async connect() {
-      admin = await PgAdmin.connect(inject('pgAdminUrl'));
+      admin = await PgAdmin.connect(provided('pgAdminUrl'));
     },
     async serverState(name) {
       return {
@@ -137,7 +138,7 @@ function mysqlTarget(): HostileTarget {
       new RegExp(`Access denied for user '[^']*'@'[^']*' to database '${database}'`),
     database: () => createMysql(),
     async connect() {
-      admin = await MysqlAdmin.connect(inject('mysqlAdminUrl'));
+      admin = await MysqlAdmin.connect(provided('mysqlAdminUrl'));
     },
     async serverState(name) {
       return admin.query(
@@ -176,7 +177,7 @@ function mongoTarget(): HostileTarget {
       ),
     database: () => createMongoDb(),
     async connect() {
-      admin = await MongoAdmin.connect(inject('mongoAdminUrl'));
+      admin = await MongoAdmin.connect(provided('mongoAdminUrl'));
     },
     async serverState(name) {
       return {

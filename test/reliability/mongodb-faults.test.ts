@@ -1,7 +1,7 @@
 import { randomInt } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { type Db, type DbOptions, type Document, MongoClient } from 'mongodb';
-import { afterAll, beforeAll, describe, inject } from 'vitest';
+import { afterAll, beforeAll, describe } from 'vitest';
 import { createMongoDb, type RoleGrant } from '../../shared/databases/mongodb.js';
 import { describeDatabaseFaults } from '../support/database-faults.js';
 import { FakeSecretsManager } from '../support/fake-secrets-manager.js';
@@ -9,8 +9,9 @@ import { startFakeSecretsManagerServer } from '../support/fake-secrets-manager-h
 import { FaultInjector } from '../support/fault-injection.js';
 import { MongoAdmin, signsIn } from '../support/mongo-admin.js';
 import { randomName } from '../support/pg-admin.js';
+import { provided } from '../support/servers.js';
 
-const capabilities = inject('mongoCapabilities');
+const capabilities = provided('mongoCapabilities');
 // FerretDB 1.x implements no roles: every user has none, so "the clone has the original's
 // roles" holds trivially there and proves nothing; the check runs only where roles exist.
 const noRoles = capabilities.roles
@@ -87,7 +88,7 @@ describe('mongodb under injected faults', () => {
     createMongoDb({ loadDriver: async () => ({ MongoClient: FaultyMongoClient }) });
 
   beforeAll(async () => {
-    admin = await MongoAdmin.connect(inject('mongoAdminUrl'));
+    admin = await MongoAdmin.connect(provided('mongoAdminUrl'));
     endpoint = await startFakeSecretsManagerServer(fake);
     if (!admin.host.startsWith('127.')) {
       noServerView = `the server (${admin.host}) is not on an IPv4 loopback address`;

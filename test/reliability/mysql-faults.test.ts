@@ -1,11 +1,12 @@
 import mysql from 'mysql2/promise';
-import { afterAll, beforeAll, describe, inject } from 'vitest';
+import { afterAll, beforeAll, describe } from 'vitest';
 import { createMysql, type MysqlClient, type MysqlDriver } from '../../shared/databases/mysql.js';
 import { describeDatabaseFaults } from '../support/database-faults.js';
 import { FakeSecretsManager } from '../support/fake-secrets-manager.js';
 import { startFakeSecretsManagerServer } from '../support/fake-secrets-manager-http.js';
 import { FaultInjector } from '../support/fault-injection.js';
 import { MysqlAdmin, randomName, signsIn } from '../support/mysql-admin.js';
+import { provided } from '../support/servers.js';
 
 /**
  * mysql2/promise, with every connect and statement of the functions counted (and failed) by the
@@ -70,7 +71,7 @@ describe('mysql under injected faults', () => {
     createMysql({ env: {}, driver: async () => faultyMysqlDriver(injector, open) });
 
   beforeAll(async () => {
-    admin = await MysqlAdmin.connect(inject('mysqlAdminUrl'));
+    admin = await MysqlAdmin.connect(provided('mysqlAdminUrl'));
     engine = admin.mariadb ? 'mariadb' : 'mysql';
     // Every account rotated here reads this table: the clone must end up reading it too.
     table = `${admin.id(admin.database)}.${admin.id(randomName('faults'))}`;

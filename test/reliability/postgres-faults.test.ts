@@ -1,11 +1,12 @@
 import pg from 'pg';
-import { afterAll, beforeAll, describe, inject, vi } from 'vitest';
+import { afterAll, beforeAll, describe, vi } from 'vitest';
 import { createPostgres } from '../../shared/databases/postgres.js';
 import { describeDatabaseFaults } from '../support/database-faults.js';
 import { FakeSecretsManager } from '../support/fake-secrets-manager.js';
 import { startFakeSecretsManagerServer } from '../support/fake-secrets-manager-http.js';
 import { FaultInjector } from '../support/fault-injection.js';
 import { PgAdmin, randomName, signsIn } from '../support/pg-admin.js';
+import { provided } from '../support/servers.js';
 
 const APPLICATION = 'secrets-rotation';
 type TrackedClient = pg.Client & { connectionParameters?: { application_name?: string } };
@@ -26,7 +27,7 @@ describe('postgres under injected faults', () => {
   let endpoint: { endpoint: string; close(): Promise<void> };
 
   beforeAll(async () => {
-    admin = await PgAdmin.connect(inject('pgAdminUrl'));
+    admin = await PgAdmin.connect(provided('pgAdminUrl'));
     endpoint = await startFakeSecretsManagerServer(fake);
     const connect = pg.Client.prototype.connect;
     const query = pg.Client.prototype.query;

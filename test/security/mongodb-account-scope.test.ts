@@ -1,9 +1,10 @@
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMongoDb } from '../../shared/databases/mongodb.js';
 import { singleUser } from '../../shared/strategies/single-user.js';
 import { MongoAdmin } from '../support/mongo-admin.js';
 import { randomName } from '../support/pg-admin.js';
 import { RotationHarness } from '../support/rotation-harness.js';
+import { provided } from '../support/servers.js';
 
 /**
  * On MongoDB a user is `name@dbname`: the authentication database is part of the account, as
@@ -19,7 +20,7 @@ describe('mongodb account scope of AWSPENDING', () => {
   const planted: { name: string; db: string }[] = [];
 
   beforeAll(async () => {
-    admin = await MongoAdmin.connect(inject('mongoAdminUrl'));
+    admin = await MongoAdmin.connect(provided('mongoAdminUrl'));
     await harness.start();
   });
 

@@ -1,12 +1,13 @@
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InvalidSecretError } from '../../shared/common/errors.js';
 import { createMongoDb } from '../../shared/databases/mongodb.js';
 import { alternatingUsers } from '../../shared/strategies/alternating-users.js';
 import { MongoAdmin, signsIn } from '../support/mongo-admin.js';
 import { randomName } from '../support/pg-admin.js';
 import { RotationHarness } from '../support/rotation-harness.js';
+import { provided } from '../support/servers.js';
 
-const capabilities = inject('mongoCapabilities');
+const capabilities = provided('mongoCapabilities');
 /** authenticationRestrictions exist on MongoDB proper; FerretDB accepts and ignores them. */
 const noRestrictions = capabilities.server.startsWith('MongoDB ')
   ? undefined
@@ -30,7 +31,7 @@ describe.skipIf(noRestrictions !== undefined)('mongodb clone adoption and restri
   const appNetwork = [{ clientSource: ['127.0.0.1'] }];
 
   beforeAll(async () => {
-    admin = await MongoAdmin.connect(inject('mongoAdminUrl'));
+    admin = await MongoAdmin.connect(provided('mongoAdminUrl'));
     await harness.start();
     masterArn = harness.fake.createSecret({
       name: `docdb/master-${randomName('m')}`,

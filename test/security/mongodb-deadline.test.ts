@@ -1,5 +1,5 @@
 import { type Db, type DbOptions, type Document, MongoClient } from 'mongodb';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConnectTimeoutError } from '../../shared/common/errors.js';
 import { createMongoDb } from '../../shared/databases/mongodb.js';
 import { createRotationHandler } from '../../shared/rotation/handler.js';
@@ -11,9 +11,10 @@ import { MongoAdmin, signsIn } from '../support/mongo-admin.js';
 import { FakeMongoServer } from '../support/mongo-fake-server.js';
 import { randomName } from '../support/pg-admin.js';
 import { type RotationEvent, retry, rotate } from '../support/rotation-driver.js';
+import { provided } from '../support/servers.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
 
-const capabilities = inject('mongoCapabilities');
+const capabilities = provided('mongoCapabilities');
 
 /** What the invocation is given (Lambda's getRemainingTimeInMillis), and what it may overrun by. */
 const INVOCATION_MS = 6_000;
@@ -49,7 +50,7 @@ describe('mongodb sessions under a silent network stall', () => {
   }
 
   beforeAll(async () => {
-    admin = await MongoAdmin.connect(inject('mongoAdminUrl'));
+    admin = await MongoAdmin.connect(provided('mongoAdminUrl'));
     proxy = await TcpProxy.start({ host: admin.host, port: admin.port });
     endpoint = await startFakeSecretsManagerServer(fake);
   });

@@ -17,7 +17,7 @@ import {
   RotateSecretCommand,
   SecretsManagerClient,
 } from '@aws-sdk/client-secrets-manager';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPostgres } from '../../shared/databases/postgres.js';
 import { createRotationHandler } from '../../shared/rotation/handler.js';
 import { singleUser } from '../../shared/strategies/single-user.js';
@@ -25,6 +25,7 @@ import { LogRecorder } from '../support/log-recorder.js';
 import { PgAdmin, randomName, signsIn } from '../support/pg-admin.js';
 import { STEPS, type Step } from '../support/rotation-driver.js';
 import { RotationHarness } from '../support/rotation-harness.js';
+import { provided } from '../support/servers.js';
 
 const motoServer = process.env.MOTO_SERVER;
 if (process.env.CI === 'true' && !motoServer) {
@@ -51,7 +52,7 @@ describe.skipIf(!motoServer)(
     const users: string[] = [];
 
     beforeAll(async () => {
-      admin = await PgAdmin.connect(inject('pgAdminUrl'));
+      admin = await PgAdmin.connect(provided('pgAdminUrl'));
       const port = await freePort();
       moto = spawn(motoServer as string, ['-H', '127.0.0.1', '-p', String(port)], {
         stdio: 'ignore',
@@ -209,7 +210,7 @@ describe('single user against our fake, set to accept a second value for a token
   const users: string[] = [];
 
   beforeAll(async () => {
-    admin = await PgAdmin.connect(inject('pgAdminUrl'));
+    admin = await PgAdmin.connect(provided('pgAdminUrl'));
     await harness.start();
   });
 

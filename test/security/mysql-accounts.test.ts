@@ -1,9 +1,10 @@
 import { createHash } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMysql } from '../../shared/databases/mysql.js';
 import { alternatingUsers } from '../../shared/strategies/alternating-users.js';
 import { MysqlAdmin, queryAs, randomName, signsIn } from '../support/mysql-admin.js';
 import { RotationHarness } from '../support/rotation-harness.js';
+import { provided } from '../support/servers.js';
 
 /**
  * Actor: a holder of PutSecretValue (and GetSecretValue) on an application's secret, with no
@@ -34,7 +35,7 @@ describe('mysql alternating users: accounthost naming another account of the sam
   const STRONG = '127.0.0.%';
 
   beforeAll(async () => {
-    admin = await MysqlAdmin.connect(inject('mysqlAdminUrl'));
+    admin = await MysqlAdmin.connect(provided('mysqlAdminUrl'));
     await harness.start();
     masterArn = harness.fake.createSecret({
       name: `rds/master-${randomName('m')}`,
@@ -190,7 +191,7 @@ describe('mysql alternating users: a pre-existing _clone account on another plug
   let table: string;
 
   beforeAll(async () => {
-    admin = await MysqlAdmin.connect(inject('mysqlAdminUrl'));
+    admin = await MysqlAdmin.connect(provided('mysqlAdminUrl'));
     await harness.start();
     masterArn = harness.fake.createSecret({
       name: `rds/master-${randomName('m')}`,

@@ -1,6 +1,6 @@
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import mysql from 'mysql2/promise';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMysql, type MysqlClient, type MysqlDriver } from '../../shared/databases/mysql.js';
 import type { RotationHandler } from '../../shared/rotation/handler.js';
 import { alternatingUsers } from '../../shared/strategies/alternating-users.js';
@@ -8,6 +8,7 @@ import { singleUser } from '../../shared/strategies/single-user.js';
 import { MysqlAdmin, randomName, signsIn } from '../support/mysql-admin.js';
 import { type RotationEvent, rotate } from '../support/rotation-driver.js';
 import { RotationHarness } from '../support/rotation-harness.js';
+import { provided } from '../support/servers.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
 
 /** The Lambda's budget in these tests, and what a failure may take beyond it. */
@@ -110,7 +111,7 @@ describe('mysql rotations when the network path goes silent', () => {
     handler(event, { getRemainingTimeInMillis: () => BUDGET_MS });
 
   beforeAll(async () => {
-    admin = await MysqlAdmin.connect(inject('mysqlAdminUrl'));
+    admin = await MysqlAdmin.connect(provided('mysqlAdminUrl'));
     await harness.start();
     proxy = await TcpProxy.start({ host: admin.host, port: admin.port });
     masterArn = harness.fake.createSecret({

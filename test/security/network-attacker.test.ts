@@ -5,13 +5,14 @@
  * says "ssl": false (the app secret's writer cannot choose it, and neither can the network).
  */
 import { randomUUID } from 'node:crypto';
-import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { TlsError } from '../../shared/common/errors.js';
 import { createPostgres } from '../../shared/databases/postgres.js';
 import { alternatingUsers } from '../../shared/strategies/alternating-users.js';
 import { HostilePgServer } from '../support/hostile-pg-server.js';
 import { PgAdmin, randomName, signsIn } from '../support/pg-admin.js';
 import { RotationHarness } from '../support/rotation-harness.js';
+import { provided } from '../support/servers.js';
 
 describe('an on-path attacker between the function and PostgreSQL', () => {
   let admin: PgAdmin;
@@ -20,7 +21,7 @@ describe('an on-path attacker between the function and PostgreSQL', () => {
   const users: string[] = [];
 
   beforeAll(async () => {
-    admin = await PgAdmin.connect(inject('pgAdminUrl'));
+    admin = await PgAdmin.connect(provided('pgAdminUrl'));
     await harness.start();
   });
 

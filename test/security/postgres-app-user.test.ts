@@ -6,7 +6,7 @@
  * role it prepared (a look-alike `<name>_clone`, a name the server truncates into another).
  */
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { InvalidSecretError } from '../../shared/common/errors.js';
 import { createPostgres } from '../../shared/databases/postgres.js';
 import type { Login } from '../../shared/databases/types.js';
@@ -14,6 +14,7 @@ import { alternatingUsers } from '../../shared/strategies/alternating-users.js';
 import { singleUser } from '../../shared/strategies/single-user.js';
 import { PgAdmin, randomName, signsIn } from '../support/pg-admin.js';
 import { RotationHarness } from '../support/rotation-harness.js';
+import { provided } from '../support/servers.js';
 
 /** Every call records who ran it; a run as anyone but the app also tries to escalate the app. */
 const plants = (app: string, dbname: string) => {
@@ -66,7 +67,7 @@ describe('the application database user against PostgreSQL rotation', () => {
   const databases: string[] = [];
 
   beforeAll(async () => {
-    admin = await PgAdmin.connect(inject('pgAdminUrl'));
+    admin = await PgAdmin.connect(provided('pgAdminUrl'));
     await harness.start();
   });
 

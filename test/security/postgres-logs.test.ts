@@ -4,7 +4,7 @@
  * statement under log_min_error_statement) the server writes every statement it receives. What
  * that reader must never see: a password, old or new, whatever password_encryption says.
  */
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InvalidSecretError } from '../../shared/common/errors.js';
 import { createPostgres } from '../../shared/databases/postgres.js';
 import { md5Verifier } from '../../shared/databases/scram.js';
@@ -12,6 +12,7 @@ import { alternatingUsers } from '../../shared/strategies/alternating-users.js';
 import { singleUser } from '../../shared/strategies/single-user.js';
 import { PgAdmin, randomName } from '../support/pg-admin.js';
 import { RotationHarness } from '../support/rotation-harness.js';
+import { provided } from '../support/servers.js';
 
 type Method = 'md5' | 'scram-sha-256';
 
@@ -21,7 +22,7 @@ describe("a reader of the PostgreSQL server's logs", () => {
   const users: string[] = [];
 
   beforeAll(async () => {
-    admin = await PgAdmin.connect(inject('pgAdminUrl'));
+    admin = await PgAdmin.connect(provided('pgAdminUrl'));
     await harness.start();
   });
 

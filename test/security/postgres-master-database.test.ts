@@ -5,12 +5,13 @@
  * signs in to its own database (its secret's `dbname`, else `postgres`), never the application's.
  */
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPostgres } from '../../shared/databases/postgres.js';
 import { alternatingUsers } from '../../shared/strategies/alternating-users.js';
 import { HostilePgServer } from '../support/hostile-pg-server.js';
 import { PgAdmin, randomName } from '../support/pg-admin.js';
 import { RotationHarness } from '../support/rotation-harness.js';
+import { provided } from '../support/servers.js';
 
 describe('the application user, owner of its database, against the master’s session', () => {
   let admin: PgAdmin;
@@ -20,7 +21,7 @@ describe('the application user, owner of its database, against the master’s se
   const databases: string[] = [];
 
   beforeAll(async () => {
-    admin = await PgAdmin.connect(inject('pgAdminUrl'));
+    admin = await PgAdmin.connect(provided('pgAdminUrl'));
     await harness.start();
     // Relays every sign-in to the real server and notes which database each one asked for.
     relay = await HostilePgServer.start({

@@ -5,7 +5,7 @@
  * so that the service's retry fails on it and the rotation never converges.
  */
 import type { Client } from 'pg';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPostgres } from '../../shared/databases/postgres.js';
 import type { Database } from '../../shared/databases/types.js';
 import type { RotationHandler } from '../../shared/rotation/handler.js';
@@ -14,6 +14,7 @@ import { singleUser } from '../../shared/strategies/single-user.js';
 import { PgAdmin, randomName, signsIn } from '../support/pg-admin.js';
 import { type RotationEvent, rotate } from '../support/rotation-driver.js';
 import { RotationHarness } from '../support/rotation-harness.js';
+import { provided } from '../support/servers.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
 
 const BUDGET_MS = 8_000;
@@ -27,7 +28,7 @@ describe('a network that goes silent between the function and PostgreSQL', () =>
   const proxies: TcpProxy[] = [];
 
   beforeAll(async () => {
-    admin = await PgAdmin.connect(inject('pgAdminUrl'));
+    admin = await PgAdmin.connect(provided('pgAdminUrl'));
     await harness.start();
   });
 

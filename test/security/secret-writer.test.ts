@@ -5,7 +5,7 @@
  * password may leave for a host, port or account that its own version does not name.
  */
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InvalidSecretError } from '../../shared/common/errors.js';
 import { createMysql } from '../../shared/databases/mysql.js';
 import { createPostgres } from '../../shared/databases/postgres.js';
@@ -15,6 +15,7 @@ import { HostilePgServer } from '../support/hostile-pg-server.js';
 import { MysqlAdmin, signsIn as mysqlSignsIn } from '../support/mysql-admin.js';
 import { PgAdmin, randomName, signsIn } from '../support/pg-admin.js';
 import { RotationHarness } from '../support/rotation-harness.js';
+import { provided } from '../support/servers.js';
 
 describe('a PutSecretValue holder on one secret (no database access)', () => {
   let admin: PgAdmin;
@@ -23,7 +24,7 @@ describe('a PutSecretValue holder on one secret (no database access)', () => {
   const users: string[] = [];
 
   beforeAll(async () => {
-    admin = await PgAdmin.connect(inject('pgAdminUrl'));
+    admin = await PgAdmin.connect(provided('pgAdminUrl'));
     await harness.start();
     attacker = await HostilePgServer.start();
   });
@@ -120,7 +121,7 @@ describe('a PutSecretValue holder on one MySQL/MariaDB secret (no database acces
   const users: string[] = [];
 
   beforeAll(async () => {
-    admin = await MysqlAdmin.connect(inject('mysqlAdminUrl'));
+    admin = await MysqlAdmin.connect(provided('mysqlAdminUrl'));
     await harness.start();
     attacker = await HostileMysqlServer.start();
   });
