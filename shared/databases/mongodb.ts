@@ -410,7 +410,14 @@ export function createMongoDb(options: MongoDbOptions = {}): Database<MongoConne
   if (options.trustedCa !== undefined && !options.trustedCa.includes('BEGIN CERTIFICATE')) {
     throw new ConfigurationError('createMongoDb: trustedCa must hold PEM certificates');
   }
-  const loadDriver = options.loadDriver ?? (() => import('mongodb'));
+  // The driver is CommonJS: Node's import() gives its exports as named ones and as `default`; a
+  // bundle that puts the driver in a chunk of its own gives only `default`.
+  const loadDriver =
+    options.loadDriver ??
+    (async () => {
+      const module = await import('mongodb');
+      return module.default ?? module;
+    });
 
   /** How long the next command of `connection` may wait for its answer, in ms (at least 1). */
   const commandBudget = (connection: Pick<MongoConnection, 'deadline'>): number =>

@@ -256,7 +256,10 @@ function readLimit(
 }
 
 const defaultDriver = async (): Promise<MysqlDriver> => {
-  const mysql = await import('mysql2/promise');
+  // mysql2 is CommonJS: Node's import() gives its exports as named ones and as `default`; a
+  // bundle that puts the driver in a chunk of its own gives only `default`.
+  const module = await import('mysql2/promise');
+  const mysql = module.default ?? module;
   return {
     createConnection: (config) => mysql.createConnection(config) as unknown as Promise<MysqlClient>,
     escape: (value) => mysql.escape(value as Parameters<typeof mysql.escape>[0]),
