@@ -42,6 +42,24 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 20);
 const COLD_RUNS = Number(process.env.BENCH_COLD_RUNS ?? 11);
 const LIMITS = { coldRatio: 1.5, calls: 10, rssMB: 90 };
 
+/**
+ * The heap limits Lambda's Node.js runtime starts node with, from the function's MemorySize:
+ * its /var/runtime/bootstrap passes `--max-semi-space-size` (a twentieth of the memory) and
+ * `--max-old-space-size` (nine tenths), 6 and 116 MB at 128 MB. The peak-memory child runs with
+ * the same, so that it measures what the function holds there rather than node's desktop
+ * defaults (Node 24's young generation grows far larger than 6 MB before it collects).
+ */
+function lambdaHeapFlags(): string[] {
+  const template = readFileSync(path.join(root, 'template.yaml'), 'utf8');
+  const memory = Number(/^\s+MemorySize: (\d+)\s*$/m.exec(template)?.[1]);
+  if (!Number.isInteger(memory)) throw new Error('template.yaml gives no MemorySize');
+  const newSpace = Math.floor(memory / 10);
+  return [
+    `--max-semi-space-size=${Math.floor(newSpace / 2)}`,
+    `--max-old-space-size=${memory - newSpace}`,
+  ];
+}
+
 interface Target {
   fn: string;
   /** A fresh secret for this target; returns its id. */
@@ -312,6 +330,7 @@ async function main() {
           process.execPath,
           [
             '--no-warnings',
+            ...lambdaHeapFlags(),
             ...(target.apiKey ? ['--import', './scripts/bench-redirect.mjs'] : []),
             'scripts/bench-child.mjs',
             pathToFileURL(bundle).href,
@@ -374,7 +393,7 @@ async function main() {
       '# Benchmark',
       '',
       `Measured by \`npm run bench\` on ${new Date().toISOString().slice(0, 10)}: node ${process.version}, ${server.source} PostgreSQL, ${mysql.version} from ${mysqlServer.source}, ${mongoName} from ${mongoServer.source}, the fake Secrets Manager over HTTP on loopback.`,
-      `Built size: every file of the function (index.mjs is what a cold start parses; the driver is a chunk of its own that setSecret and testSecret import). Cold load: median of ${COLD_RUNS} fresh processes, interleaved with the bare client (${baseline.toFixed(1)} ms in this run). Rotation: median of ${RUNS} full rotations of the built bundle in one warm process ("first": the first rotation's calls), against the local server; API-key bundles reach the provider's local HTTP fake through a fetch redirect (scripts/bench-redirect.mjs). Peak RSS: the high-water resident memory (VmHWM) of a fresh process doing one whole rotation with the built bundle.`,
+      `Built size: every file of the function (index.mjs is what a cold start parses; the driver is a chunk of its own that setSecret and testSecret import). Cold load: median of ${COLD_RUNS} fresh processes, interleaved with the bare client (${baseline.toFixed(1)} ms in this run). Rotation: median of ${RUNS} full rotations of the built bundle in one warm process ("first": the first rotation's calls), against the local server; API-key bundles reach the provider's local HTTP fake through a fetch redirect (scripts/bench-redirect.mjs). Peak RSS: the high-water resident memory (VmHWM) of a fresh process doing one whole rotation with the built bundle, started with the heap limits Lambda's Node.js bootstrap derives from the template's MemorySize (${lambdaHeapFlags().join(' ')}).`,
       '',
       `| ${headers.join(' | ')} |`,
       `| ${headers.map(() => '---').join(' | ')} |`,
