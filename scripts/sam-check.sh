@@ -2,11 +2,12 @@
 # Offline check of the AWS SAM side of the project:
 #   1. installs a pinned AWS SAM CLI into a virtualenv outside the tree (once; reused while the
 #      version matches; SAM_VENV_DIR overrides where),
-#   2. checks that every functions/*/index.ts has a function in template.yaml,
+#   2. checks that every functions/*/index.ts is offered by template.yaml (RotationFunction's
+#      AllowedValues, a Mappings.Functions row, an EntryPoint),
 #   3. sam validate --lint   (cfn-lint, which also runs the SAM transform; all local),
 #   4. sam build             (npm install --omit=dev + esbuild, per samconfig.toml: cached, parallel),
-#   5. checks .aws-sam/build/<Function>/index.mjs of every function: present, loads in Node,
-#      exports `handler`; prints the sizes.
+#   5. checks .aws-sam/build/Function/: the entry point index.mjs loads every function's bundle
+#      (<name>/index.mjs) when ROTATION_FUNCTION names it and exports `handler`; prints the sizes.
 #
 # Needs: python3 (>= 3.9) with venv, node + npm, and the npm registry and PyPI reachable for the
 # first run. No AWS credentials: neither command calls AWS (the region comes from samconfig.toml /
@@ -75,17 +76,34 @@ if command -v esbuild >/dev/null; then
 fi
 
 # --- template covers every function ---------------------------------------------------------------
-step "every functions/*/index.ts has a function in template.yaml"
-missing=()
-count=0
-for entry in functions/*/index.ts; do
-  [[ -e "$entry" ]] || continue
-  count=$((count + 1))
-  grep -qF -- "- $entry" template.yaml || missing+=("$entry")
-done
-((count > 0)) || fail "no functions/*/index.ts found"
-((${#missing[@]} == 0)) || fail "not in template.yaml (add a function with this EntryPoints): ${missing[*]}"
-echo "ok: $count function(s)"
+step "every functions/*/index.ts is a choice of RotationFunction, a row of Mappings.Functions and an EntryPoint"
+mapfile -t names < <(for entry in functions/*/index.ts; do [[ -e "$entry" ]] && basename "$(dirname "$entry")"; done)
+((${#names[@]} > 0)) || fail "no functions/*/index.ts found"
+"$venv/bin/python" - "${names[@]}" <<'PY' || fail "template.yaml does not offer every function (see above)"
+import sys
+from samcli.yamlhelper import yaml_parse
+
+with open("template.yaml", encoding="utf-8") as f:
+    template = yaml_parse(f.read())
+names = sys.argv[1:]
+choices = template["Parameters"]["RotationFunction"]["AllowedValues"]
+rows = template["Mappings"]["Functions"]
+entries = template["Resources"]["Function"]["Metadata"]["BuildProperties"]["EntryPoints"]
+problems = []
+for name in names:
+    if name not in choices:
+        problems.append(f"{name}: not in Parameters.RotationFunction.AllowedValues")
+    if name not in rows:
+        problems.append(f"{name}: no row in Mappings.Functions")
+    if f"functions/{name}/index.ts" not in entries:
+        problems.append(f"{name}: functions/{name}/index.ts not in the Function's EntryPoints")
+for name in set(choices) - set(names):
+    problems.append(f"{name}: in AllowedValues but there is no functions/{name}/index.ts")
+for problem in problems:
+    print(problem, file=sys.stderr)
+sys.exit(1 if problems else 0)
+PY
+echo "ok: ${#names[@]} function(s)"
 
 # --- validate ---------------------------------------------------------------------------------------
 step "sam validate --lint"
@@ -102,33 +120,32 @@ build_s=$((SECONDS - t0))
 # --- artifacts --------------------------------------------------------------------------------------
 step "build artifacts"
 [[ -f .aws-sam/build/template.yaml ]] || fail ".aws-sam/build/template.yaml missing"
-# Logical IDs of the functions, from the built template (the SAM CLI's own YAML loader knows !Ref & co).
-mapfile -t functions < <("$venv/bin/python" - <<'PY'
-from samcli.yamlhelper import yaml_parse
-
-with open(".aws-sam/build/template.yaml", encoding="utf-8") as f:
-    template = yaml_parse(f.read())
-for name, resource in template.get("Resources", {}).items():
-    if resource.get("Type") in ("AWS::Serverless::Function", "AWS::Lambda::Function"):
-        print(name)
-PY
-)
-((${#functions[@]} > 0)) || fail "no functions in .aws-sam/build/template.yaml"
-
-printf '%-34s %10s %9s %10s %9s  %s\n' function bytes KiB 'gzip B' 'gzip KiB' files
-for fn in "${functions[@]}"; do
-  bundle=".aws-sam/build/$fn/index.mjs"
+# One code package, every function's bundle beside the entry point (index.mjs) that loads the one
+# ROTATION_FUNCTION names: each must load through that entry point and export `handler`.
+package=.aws-sam/build/Function
+[[ -s "$package/index.mjs" ]] || fail "$package/index.mjs (the entry point) missing or empty"
+printf '%-34s %10s %9s %10s %9s\n' function bytes KiB 'gzip B' 'gzip KiB'
+for fn in "${names[@]}"; do
+  bundle="$package/$fn/index.mjs"
   [[ -s "$bundle" ]] || fail "$bundle missing or empty"
-  # The bundle must load as ESM (banner, format, extension) and export the handler.
-  node --no-warnings --input-type=module -e "
+  ROTATION_FUNCTION="$fn" node --no-warnings --input-type=module -e "
     const mod = await import(process.argv[1]);
-    if (typeof mod.handler !== 'function') throw new Error('no handler export in ' + process.argv[1]);
-  " "$root/$bundle" || fail "$bundle does not load or has no handler export"
+    if (typeof mod.handler !== 'function') throw new Error('no handler export for ' + process.env.ROTATION_FUNCTION);
+  " "$root/$package/index.mjs" || fail "$package/index.mjs with ROTATION_FUNCTION=$fn does not load or has no handler export"
   bytes=$(wc -c <"$bundle")
   gzip_bytes=$(gzip -9 -c "$bundle" | wc -c)
-  files=$(find ".aws-sam/build/$fn" -type f | wc -l)
-  printf '%-34s %10d %9.1f %10d %9.1f  %d\n' "$fn" "$bytes" "$(bc -l <<<"$bytes/1024" 2>/dev/null || echo 0)" \
-    "$gzip_bytes" "$(bc -l <<<"$gzip_bytes/1024" 2>/dev/null || echo 0)" "$files"
+  printf '%-34s %10d %9.1f %10d %9.1f\n' "$fn" "$bytes" "$(bc -l <<<"$bytes/1024" 2>/dev/null || echo 0)" \
+    "$gzip_bytes" "$(bc -l <<<"$gzip_bytes/1024" 2>/dev/null || echo 0)"
 done
+zip_bytes=$("$venv/bin/python" -c '
+import io, os, sys, zipfile
+buffer = io.BytesIO()
+with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
+    for folder, _, files in os.walk(sys.argv[1]):
+        for name in files:
+            path = os.path.join(folder, name)
+            z.write(path, os.path.relpath(path, sys.argv[1]))
+print(len(buffer.getvalue()))' "$package")
+printf 'code package (what sam deploy uploads, zipped): %d bytes (%.1f MiB)\n' "$zip_bytes" "$(bc -l <<<"$zip_bytes/1048576")"
 
 printf '\nsam-check: OK in %ss (validate %ss, build %ss)\n' "$((SECONDS - started))" "$validate_s" "$build_s"
