@@ -8,6 +8,8 @@
 #   4. sam build             (npm install --omit=dev + esbuild, per samconfig.toml: cached, parallel),
 #   5. checks .aws-sam/build/Function/: the entry point index.mjs loads every function's bundle
 #      (<name>/index.mjs) when ROTATION_FUNCTION names it and exports `handler`; prints the sizes.
+#   6. runs the README's `sam deploy` without credentials: it must stop there, having read the
+#      built template and samconfig.toml.
 #
 # Needs: python3 (>= 3.9) with venv, node + npm, and the npm registry and PyPI reachable for the
 # first run. No AWS credentials: neither command calls AWS (the region comes from samconfig.toml /
@@ -106,15 +108,27 @@ PY
 echo "ok: ${#names[@]} function(s)"
 
 # --- validate ---------------------------------------------------------------------------------------
-step "sam validate --lint"
+# The README's deploy commands, as written there (checked below, so the two cannot drift apart).
+readme_validate='sam validate --lint'
+readme_build='sam build'
+readme_deploy='sam deploy --stack-name rotation-orders-db \
+  --parameter-overrides RotationFunction=postgres-single-user SubnetIds=subnet-1,subnet-2 SecurityGroupIds=sg-1'
+step "README.md gives these deploy commands"
+for command in "$readme_validate" "$readme_build" "$readme_deploy"; do
+  grep -qxF -- "$(head -1 <<<"$command")" README.md || fail "README.md no longer has the line: $(head -1 <<<"$command")"
+done
+grep -qF -- "$readme_deploy" README.md || fail "README.md no longer has: $readme_deploy"
+echo "ok"
+
+step "$readme_validate"
 t0=$SECONDS
-sam validate --lint --template-file template.yaml
+$readme_validate
 validate_s=$((SECONDS - t0))
 
 # --- build ------------------------------------------------------------------------------------------
-step "sam build $*"
+step "$readme_build $*"
 t0=$SECONDS
-sam build "$@"  # as the README gives it (template.yaml and samconfig.toml are the defaults)
+$readme_build "$@"  # as the README gives it (template.yaml and samconfig.toml are the defaults)
 build_s=$((SECONDS - t0))
 
 # --- artifacts --------------------------------------------------------------------------------------
@@ -147,5 +161,19 @@ with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
             z.write(path, os.path.relpath(path, sys.argv[1]))
 print(len(buffer.getvalue()))' "$package")
 printf 'code package (what sam deploy uploads, zipped): %d bytes (%.1f MiB)\n' "$zip_bytes" "$(bc -l <<<"$zip_bytes/1048576")"
+
+# --- deploy, up to the point where AWS credentials are needed --------------------------------------
+step "$(head -1 <<<"$readme_deploy") … (no credentials: must stop at them, after reading the built template and samconfig.toml)"
+deploy_log=$(mktemp)
+deploy_status=0
+env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_SESSION_TOKEN -u AWS_PROFILE \
+  -u AWS_CONTAINER_CREDENTIALS_RELATIVE_URI -u AWS_CONTAINER_CREDENTIALS_FULL_URI -u AWS_WEB_IDENTITY_TOKEN_FILE \
+  AWS_SHARED_CREDENTIALS_FILE=/nonexistent AWS_CONFIG_FILE=/nonexistent \
+  timeout 120 bash -c "$readme_deploy" </dev/null >"$deploy_log" 2>&1 || deploy_status=$?
+cat "$deploy_log"
+((deploy_status != 0)) || fail "sam deploy succeeded without credentials?"
+grep -q "Unable to locate credentials" "$deploy_log" || fail "sam deploy failed before reaching AWS (see above)"
+rm -f "$deploy_log"
+echo "ok: sam deploy got as far as the credentials"
 
 printf '\nsam-check: OK in %ss (validate %ss, build %ss)\n' "$((SECONDS - started))" "$validate_s" "$build_s"
