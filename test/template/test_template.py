@@ -255,3 +255,22 @@ def test_key_propagation_wait_fits_in_the_api_key_timeout():
         assert timeout >= limit + 30, (function, timeout, limit)
     for function in DATABASE:
         assert deploy(function)["Function"]["Properties"]["Timeout"] == 60
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_every_option_at_once_still_one_function_and_one_role(function):
+    resources = deploy(
+        function,
+        SecretArnPattern=PATTERN,
+        RotateSecretArn="arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/db/app-AbCdEf",
+        AlarmEmail="oncall@example.com",
+        SubnetIds="subnet-1,subnet-2",
+        SecurityGroupIds="sg-1",
+        Tracing="Active",
+    )
+    assert list(of_type(resources, "AWS::Lambda::Function")) == ["Function"]
+    assert list(of_type(resources, "AWS::IAM::Role")) == ["RotationRole"]
+    assert set(of_type(resources, "AWS::SecretsManager::RotationSchedule")) == {"Rotation"}
+    assert {"ErrorsAlarm", "StepFailureAlarm"} <= set(of_type(resources, "AWS::CloudWatch::Alarm"))
+    xray = [s for _, s in statements(resources) if "xray:PutTraceSegments" in actions(s)]
+    assert len(xray) == 1
