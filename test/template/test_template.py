@@ -149,6 +149,8 @@ def test_rotation_schedule_when_a_secret_is_given(function):
         "RotationRules": {"ScheduleExpression": "rate(7 days)"},
     }
     assert schedule["DependsOn"] == "InvokePermission"
+    with pytest.raises(ValueError, match="RotationSchedule"):
+        deploy(function, RotateSecretArn=secret, RotationSchedule="rate(30 minutes)")
 
 
 def test_alarm_email_creates_a_topic_a_rule_and_alarms():
