@@ -72,11 +72,16 @@ export interface MysqlSession {
   /** CURRENT_USER(): the account the session signed in as. */
   account: Account;
   logger?: RotationLogger;
+  /** Told when a feature falls back (ConnectOptions.degraded). */
+  degraded?: (feature: string) => void;
   /** Epoch ms by which every statement must be answered (ConnectOptions.deadline). */
   deadline?: number;
   /** Set once the client was destroyed (a statement timed out): nothing more is sent. */
   destroyed?: boolean;
 }
+
+/** The feature named by the Degraded metric when RETAIN CURRENT PASSWORD falls back. */
+export const GRACE_PERIOD_FEATURE = 'MysqlRetainCurrentPassword';
 
 /** Options of {@link createMysql}; unset ones come from `env`. */
 export interface MysqlOptions {
@@ -644,6 +649,12 @@ export function createMysql(options: MysqlOptions = {}): Database<MysqlSession> 
     return authenticationPlugins(rows.map((row) => String(Object.values(row)[0] ?? '')));
   }
 
+  /** Gives the session the caller's hooks beyond the logger. */
+  function withHooks(session: MysqlSession, options: ConnectOptions): MysqlSession {
+    if (options.degraded) session.degraded = options.degraded;
+    return session;
+  }
+
   async function changePassword(
     session: MysqlSession,
     account: Account,
@@ -714,6 +725,9 @@ export function createMysql(options: MysqlOptions = {}): Database<MysqlSession> 
             'the user lacks APPLICATION_PASSWORD_ADMIN: changing the password without a grace period (set MYSQL_RETAIN_CURRENT_PASSWORD=false to silence this)',
             { account: showAccount(account) },
           );
+          // The metric Degraded (Feature=MysqlRetainCurrentPassword): the template's alarm on it
+          // tells a person, who may not read warnings, that the grace period is gone.
+          session.degraded?.(GRACE_PERIOD_FEATURE);
         }
       }
     }
@@ -737,19 +751,28 @@ export function createMysql(options: MysqlOptions = {}): Database<MysqlSession> 
       const deadline = connectOptions.deadline;
       try {
         if (login.tls === 'disable')
-          return await open(login, undefined, timeoutMs, logger, deadline);
+          return withHooks(
+            await open(login, undefined, timeoutMs, logger, deadline),
+            connectOptions,
+          );
         if (login.tls === 'verify') {
-          return await open(
-            login,
-            { rejectUnauthorized: true, verifyIdentity: true },
-            timeoutMs,
-            logger,
-            deadline,
+          return withHooks(
+            await open(
+              login,
+              { rejectUnauthorized: true, verifyIdentity: true },
+              timeoutMs,
+              logger,
+              deadline,
+            ),
+            connectOptions,
           );
         }
         try {
           // "TLS preferred": encrypt without verification; plaintext only if the server has no TLS.
-          return await open(login, { rejectUnauthorized: false }, timeoutMs, logger, deadline);
+          return withHooks(
+            await open(login, { rejectUnauthorized: false }, timeoutMs, logger, deadline),
+            connectOptions,
+          );
         } catch (error) {
           if (errorCode(error) !== 'HANDSHAKE_NO_SSL_SUPPORT') throw error;
           logger?.warn(
@@ -760,7 +783,10 @@ export function createMysql(options: MysqlOptions = {}): Database<MysqlSession> 
               user: login.user,
             },
           );
-          return await open(login, undefined, timeoutMs, logger, deadline);
+          return withHooks(
+            await open(login, undefined, timeoutMs, logger, deadline),
+            connectOptions,
+          );
         }
       } catch (error) {
         throw classifyMysqlError(error, login);

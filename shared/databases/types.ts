@@ -36,6 +36,12 @@ export interface ConnectOptions {
   deadline?: number;
   /** Receives the warning when `prefer` falls back to plaintext. */
   logger?: RotationLogger;
+  /**
+   * Told, with a feature name, when the adapter falls back from a feature it was asked to use
+   * (for example MySQL's RETAIN CURRENT PASSWORD without APPLICATION_PASSWORD_ADMIN): the
+   * rotation goes on, and the handler emits the metric `Degraded` with that `Feature`.
+   */
+  degraded?: (feature: string) => void;
 }
 
 /**

@@ -245,6 +245,7 @@ export function createRotationHandler<S>(options: RotationHandlerOptions<S>): Ro
         secrets.add(value);
       },
       remainingMs: () => deadline - Date.now() - safetyMarginMs,
+      degraded: (feature) => options.metrics?.degraded?.(feature),
     };
 
     switch (event.Step) {

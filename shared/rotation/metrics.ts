@@ -4,15 +4,18 @@ import type { Step } from './types.js';
 /** How a step ended. `skipped`: the guards found the work already done. */
 export type StepOutcome = 'success' | 'failure' | 'skipped';
 
-/** The metrics seam: one call per invocation. */
+/** The metrics seam: one `record` per invocation, one `degraded` per fallback. */
 export interface StepMetrics {
   record(step: Step, outcome: StepOutcome, durationMs: number, errorName?: string): void;
+  /** A feature fell back while the step went on (e.g. the MySQL grace period). */
+  degraded?(feature: string): void;
 }
 
 /**
  * Step metrics through Powertools (CloudWatch embedded metric format): `StepDuration` in
- * milliseconds and `StepOutcome` as a count, with dimensions `step` and `outcome`, flushed at
- * the end of every invocation.
+ * milliseconds and `StepOutcome` as a count, with dimensions `service`, `step` and `outcome`,
+ * flushed at the end of every invocation; `Degraded` (count) with dimensions `service` and
+ * `Feature`, written at once. template.yaml's alarms name exactly these.
  *
  * @example
  * const metrics = powertoolsStepMetrics(new Metrics({ namespace: 'SecretsRotation', serviceName }));
@@ -25,6 +28,11 @@ export function powertoolsStepMetrics(metrics: Metrics): StepMetrics {
       metrics.addMetric('StepOutcome', 'Count', 1);
       if (errorName !== undefined) metrics.addMetadata('error', errorName);
       metrics.publishStoredMetrics();
+    },
+    degraded(feature) {
+      const single = metrics.singleMetric();
+      single.addDimension('Feature', feature);
+      single.addMetric('Degraded', 'Count', 1);
     },
   };
 }

@@ -63,6 +63,8 @@ export interface StepContext<S> {
   readonly logger: RotationLogger;
   /** Milliseconds left before the Lambda deadline, minus a safety margin. */
   remainingMs(): number;
+  /** A feature fell back and the step goes on without it: recorded as the metric `Degraded`. */
+  degraded(feature: string): void;
 }
 
 /**

@@ -43,6 +43,13 @@ export type RevokeDemotedKey = (typeof RevokeDemotedKey)[keyof typeof RevokeDemo
 type Env = Readonly<Record<string, string | undefined>>;
 
 /** Options of {@link apiKeys}; each overrides its environment variable. */
+/**
+ * The longest KEY_PROPAGATION_TIMEOUT_SECONDS. template.yaml gives the API-key functions 90 s
+ * and the same MaxValue: testSecret also reads the rotated and the managing secret, lists keys
+ * and keeps the handler's safety margin, so a longer wait could only end at the Lambda deadline.
+ */
+export const MAX_KEY_PROPAGATION_SECONDS = 60;
+
 export interface ApiKeysOptions {
   /** Where settings are read (default `process.env`). */
   env?: Env;
@@ -50,7 +57,10 @@ export interface ApiKeysOptions {
   revokeDemotedKey?: RevokeDemotedKey;
   /** KEY_NAME_PREFIX (default `rotation`): first part of every key name we mint. */
   keyNamePrefix?: string;
-  /** KEY_PROPAGATION_TIMEOUT_SECONDS × 1000 (default 60000): how long testSecret waits for a new key. */
+  /**
+   * KEY_PROPAGATION_TIMEOUT_SECONDS × 1000 (default 60000, at most
+   * {@link MAX_KEY_PROPAGATION_SECONDS} s): how long testSecret waits for a new key.
+   */
   propagationTimeoutMs?: number;
   /** For tests. */
   sleep?: (ms: number) => Promise<void>;
@@ -146,9 +156,9 @@ export function apiKeySettings(options: ApiKeysOptions = {}): Settings {
   if (propagationTimeoutMs === undefined) {
     const raw = env.KEY_PROPAGATION_TIMEOUT_SECONDS?.trim() ?? '';
     const seconds = raw === '' ? 60 : Number(raw);
-    if (!Number.isInteger(seconds) || seconds < 0 || seconds > 900) {
+    if (!Number.isInteger(seconds) || seconds < 0 || seconds > MAX_KEY_PROPAGATION_SECONDS) {
       throw new ConfigurationError(
-        `environment variable KEY_PROPAGATION_TIMEOUT_SECONDS must be a whole number from 0 to 900, got ${JSON.stringify(raw)}`,
+        `environment variable KEY_PROPAGATION_TIMEOUT_SECONDS must be a whole number from 0 to ${MAX_KEY_PROPAGATION_SECONDS}, got ${JSON.stringify(raw)}`,
       );
     }
     propagationTimeoutMs = seconds * 1000;

@@ -6,6 +6,8 @@ import type { Database, Login } from '../databases/types.js';
 export interface SignInContext {
   logger: RotationLogger;
   remainingMs(): number;
+  /** Passed to the database: a feature fell back (the metric Degraded). */
+  degraded?: (feature: string) => void;
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -29,6 +31,7 @@ export async function connectWithRetry<C>(
         timeoutMs,
         deadline: Date.now() + context.remainingMs(),
         logger: context.logger,
+        ...(context.degraded ? { degraded: context.degraded } : {}),
       });
     } catch (error) {
       if (!(error instanceof TooManyConnectionsError)) throw error;

@@ -241,7 +241,13 @@ describe('API-key strategy settings', () => {
     [
       'KEY_PROPAGATION_TIMEOUT_SECONDS',
       '1.5',
-      /KEY_PROPAGATION_TIMEOUT_SECONDS must be a whole number from 0 to 900, got "1.5"/,
+      /KEY_PROPAGATION_TIMEOUT_SECONDS must be a whole number from 0 to 60, got "1.5"/,
+    ],
+    // The API-key functions time out at 90 s (template.yaml, which allows the same 0 to 60).
+    [
+      'KEY_PROPAGATION_TIMEOUT_SECONDS',
+      '61',
+      /KEY_PROPAGATION_TIMEOUT_SECONDS must be a whole number from 0 to 60, got "61"/,
     ],
   ])('fails at cold start when %s is %j', (name, value, message) => {
     // Act

@@ -88,23 +88,28 @@ async function changeOwnPassword(
   const fake = fakeDriver(server);
   fake.failures.push(...(options.fail ?? []));
   const logger = new LogRecorder();
+  const degraded: string[] = [];
   const db = createMysql({
     env: {},
     driver: fake.load,
     retainCurrentPassword: options.retainCurrentPassword,
   });
-  const session = await db.connect(login, { logger });
+  const session = await db.connect(login, {
+    logger,
+    degraded: (feature) => degraded.push(feature),
+  });
   fake.statements.length = 0;
   const outcome = await db.setPassword(session, 'app', "N3w-p\\a'ss").then(
     () => 'ok',
     (error: unknown) => error,
   );
-  return { statements: fake.statements, logger, outcome };
+  return { statements: fake.statements, logger, outcome, degraded };
 }
 
 describe('mysql password changes, by server', () => {
   it('keeps the old password as the secondary one on MySQL 8.0.14+ (RETAIN CURRENT PASSWORD), after discarding the older one', async () => {
-    const { statements, logger } = await changeOwnPassword({ version: '8.0.36' });
+    const { statements, logger, degraded } = await changeOwnPassword({ version: '8.0.36' });
+    expect(degraded).toEqual([]);
     expect(statements).toEqual([
       "ALTER USER 'app'@'%' DISCARD OLD PASSWORD",
       "ALTER USER 'app'@'%' IDENTIFIED BY 'N3w-p\\\\a\\'ss' RETAIN CURRENT PASSWORD",
@@ -130,9 +135,9 @@ describe('mysql password changes, by server', () => {
     ]);
   });
 
-  it('falls back to a plain change with a warning when the user lacks APPLICATION_PASSWORD_ADMIN', async () => {
+  it('falls back to a plain change with a warning and the Degraded metric when the user lacks APPLICATION_PASSWORD_ADMIN', async () => {
     const denied = accessDenied('APPLICATION_PASSWORD_ADMIN');
-    const { statements, logger, outcome } = await changeOwnPassword(
+    const { statements, logger, outcome, degraded } = await changeOwnPassword(
       { version: '8.0.36' },
       { fail: [{ match: /DISCARD OLD PASSWORD|RETAIN CURRENT PASSWORD/, error: denied }] },
     );
@@ -141,6 +146,8 @@ describe('mysql password changes, by server', () => {
     expect(logger.lines.filter((l) => l.level === 'warn').map((l) => l.message)).toEqual([
       expect.stringContaining('lacks APPLICATION_PASSWORD_ADMIN'),
     ]);
+    // Told once, by the name template.yaml's GracePeriodDegradedAlarm watches.
+    expect(degraded).toEqual(['MysqlRetainCurrentPassword']);
   });
 
   it.each([

@@ -632,6 +632,32 @@ describe('single user', () => {
     ]);
   });
 
+  it('passes a degraded feature from the step to StepMetrics.degraded (the Degraded metric)', async () => {
+    const degraded: [string, string][] = [];
+    const records: string[] = [];
+    const metrics: StepMetrics = {
+      record: (step, outcome) => records.push(`${step}:${outcome}`),
+      degraded: (feature) => degraded.push([records.length === 1 ? 'setSecret' : '?', feature]),
+    };
+    const secretId = singleUserSecret();
+    const strategy = singleUser(db);
+    const handler = createRotationHandler({
+      strategy: {
+        ...strategy,
+        async setPending(step) {
+          step.degraded('SomeFeature');
+          await strategy.setPending(step);
+        },
+      },
+      logger: logs,
+      env: {},
+      metrics,
+    });
+    await run(secretId, handler);
+    expect(degraded).toEqual([['setSecret', 'SomeFeature']]);
+    expect(records).toContain('setSecret:success');
+  });
+
   it('never writes a password to the log', async () => {
     const secretId = singleUserSecret();
     db.addUser(HOST, 'app', 'current-password-1');
