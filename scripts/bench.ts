@@ -121,7 +121,7 @@ async function main() {
     POWERTOOLS_LOG_LEVEL: 'ERROR',
     POWERTOOLS_METRICS_DISABLED: 'true',
     // Each bundle carries its own SDK copy, and each would warn that Node 20 support ends; the
-    // functions deploy on nodejs22.x (template.yaml), and the warnings would bury the table.
+    // functions deploy on nodejs24.x (template.yaml), and the warnings would bury the table.
     AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
   };
   Object.assign(process.env, childEnv);

@@ -8,7 +8,7 @@
 //   npm run build -- postgres-single-user [...]   only these functions
 //
 // The one intended difference from template.yaml: target node20 here (so the bundles also run on
-// the Node 20 used for development and tests) instead of node22 (the Lambda runtime).
+// Node 20, the oldest the project supports) instead of node24 (the Lambda runtime).
 // Each bundle's esbuild metafile is written to dist/<name>/meta.json; drop it into
 // https://esbuild.github.io/analyze/ to see what is inside.
 
@@ -27,7 +27,7 @@ const distDir = path.join(root, 'dist');
 export const BANNER =
   "import { createRequire } from 'module'; const require = createRequire(import.meta.url);";
 
-/** The options shared with template.yaml's BuildProperties (there: Target es2022 + node22). */
+/** The options shared with template.yaml's BuildProperties (there: Target es2022 + node24). */
 export const sharedOptions = {
   bundle: true,
   platform: 'node',

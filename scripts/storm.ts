@@ -30,7 +30,7 @@ async function main() {
     AWS_ACCESS_KEY_ID: 'storm',
     AWS_SECRET_ACCESS_KEY: 'storm',
     // The SDK warns once per loaded copy that Node 20 support ends; the functions deploy on
-    // nodejs22.x (template.yaml), and the warning would only bury the result.
+    // nodejs24.x (template.yaml), and the warning would only bury the result.
     AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
   });
   const server = await startPostgres({
