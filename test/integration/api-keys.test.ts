@@ -35,7 +35,11 @@ describe.each([
     sendGridFixture,
     /SendGrid allows 100 API keys per account and this account has 100/,
   ],
-  ['Stripe', () => stripeFixture('live'), /Stripe failed: .*api_key_limit.*too many API keys/],
+  [
+    'Stripe',
+    () => stripeFixture('live'),
+    /as many API keys as Stripe allows \(api_key_limit_reached\)/,
+  ],
   ['Twilio', twilioFixture, /Twilio failed: .*Maximum number of API keys reached/],
 ] as const)('%s API key rotation', (_, makeFixture, keyLimitMessage) => {
   const fixture: ProviderFixture = makeFixture();

@@ -230,7 +230,7 @@ describe('Stripe adapter', () => {
       name: 'rotation-x',
       public_key: {
         id: admin.publicKeyId,
-        pem_key: { algorithm: 'RSA', data: admin.publicKeyPem },
+        pem_key: { algorithm: 'rsa', data: admin.publicKeyPem },
       },
     });
   });
