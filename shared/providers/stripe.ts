@@ -93,6 +93,16 @@ const record = (value: unknown): Record<string, unknown> =>
     ? (value as Record<string, unknown>)
     : {};
 
+/**
+ * Stripe's answer to a path it does not route for this account and version ("Unrecognized
+ * request URL", HTTP 404), as opposed to a 404 for an unknown key (`resource_missing`).
+ */
+function unservedRoute(response: { status: number; body: unknown }): boolean {
+  if (response.status !== 404) return false;
+  const { code, message } = stripeError(response.body);
+  return code !== 'resource_missing' && (message ?? '').startsWith('Unrecognized request URL');
+}
+
 /** A listed key, reduced at once to what may be kept. The list answer carries key secrets. */
 export interface StripeKeyListing extends KeySummary {
   status: string;
@@ -210,7 +220,14 @@ export function createStripe(options: StripeOptions = {}): KeyProvider<StripeSpe
     response: HttpResponse,
     doing: string,
   ): RotationError {
-    const { code } = stripeError(response.body);
+    const { code, message } = stripeError(response.body);
+    if (unservedRoute(response)) {
+      return new ProviderError(
+        `Stripe does not serve ${where(request)} to this account (HTTP 404: ${message ?? 'Unrecognized request URL'}). ${STRIPE_PREVIEW_REQUIREMENT}`,
+        'Stripe',
+        404,
+      );
+    }
     if (code === 'api_key_direct_operation_not_supported') {
       return new ProviderError(
         `Stripe refused ${doing} (HTTP ${response.status}, api_key_direct_operation_not_supported): Stripe manages keys only through a platform or Stripe App key acting on the account; set "stripe_context" in the managing secret to that account (acct_…)`,
@@ -230,6 +247,8 @@ export function createStripe(options: StripeOptions = {}): KeyProvider<StripeSpe
     return http.errorFor(request, response, doing);
   }
 
+  const where = (request: HttpRequest) => `${request.method} ${new URL(request.url).pathname}`;
+
   async function expire(
     admin: StripeAdmin,
     id: string,
@@ -245,7 +264,8 @@ export function createStripe(options: StripeOptions = {}): KeyProvider<StripeSpe
     };
     const response = await http.send(call, request);
     if (response.status === 200) return 'revoked';
-    if (response.status === 404) return 'not-found';
+    // A 404 for the route itself is an API this account does not have, not an unknown key.
+    if (response.status === 404 && !unservedRoute(response)) return 'not-found';
     // "attempting to modify an API key that is already expired" (400): a retried expire whose
     // first answer was lost, or a key expired by hand. Either way it no longer works.
     if (response.status === 400 && stripeError(response.body).code === 'api_key_expired') {

@@ -5,9 +5,13 @@
  * the adapter sent is checked to be an operation of the document with valid parameters, body and
  * authentication, and every answer the fake gave is checked against that operation's schema.
  */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { homedir } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AuthenticationError } from '../../shared/common/errors.js';
 import { SENDGRID_BASE_URLS } from '../../shared/providers/sendgrid.js';
-import { STRIPE_BASE_URL } from '../../shared/providers/stripe.js';
+import { createStripe, STRIPE_BASE_URL } from '../../shared/providers/stripe.js';
 import { TWILIO_API_BASE_URL, TWILIO_IAM_BASE_URL } from '../../shared/providers/twilio.js';
 import type { KeyProvider } from '../../shared/providers/types.js';
 import { apiKeys } from '../../shared/strategies/api-keys.js';
@@ -263,5 +267,80 @@ describe("Stripe's Managed API Keys errors, as its private-preview document name
     expect(refused?.message).toMatch(
       /api_key_direct_operation_not_supported.*set "stripe_context" in the managing secret/,
     );
+  });
+});
+
+/** scripts/build-stripe-mock.sh builds it; CI exports STRIPE_MOCK_BIN. */
+const stripeMockBin =
+  process.env.STRIPE_MOCK_BIN ?? `${homedir()}/.cache/stripe-mock-v0.203.0/stripe-mock`;
+
+describe("Stripe's official mock server (stripe-mock v0.203.0)", () => {
+  let server: ChildProcess | undefined;
+  let baseUrl = '';
+  beforeAll(async () => {
+    if (!existsSync(stripeMockBin)) {
+      throw new Error(
+        `stripe-mock is not at ${stripeMockBin}: run scripts/build-stripe-mock.sh (or set STRIPE_MOCK_BIN)`,
+      );
+    }
+    const child = spawn(stripeMockBin, ['-http-addr', '127.0.0.1:', '-https-addr', '127.0.0.1:']);
+    server = child;
+    baseUrl = await new Promise<string>((resolve, reject) => {
+      let output = '';
+      const timer = setTimeout(
+        () => reject(new Error(`stripe-mock did not start: ${output}`)),
+        30_000,
+      );
+      child.stdout?.on('data', (chunk: Buffer) => {
+        output += chunk.toString('utf8');
+        const address = /Listening for HTTP at address: (\S+)/.exec(output)?.[1];
+        if (address) {
+          clearTimeout(timer);
+          resolve(`http://${address}`);
+        }
+      });
+      child.once('exit', (status) =>
+        reject(new Error(`stripe-mock exited (${status}): ${output}`)),
+      );
+    });
+  }, 60_000);
+  afterAll(() => {
+    server?.kill();
+  });
+  const stripe = () => createStripe({ baseUrl, apiVersion: '2026-09-30.preview' });
+
+  it('accepts a test key and refuses a malformed one on the v1 verification call', async () => {
+    // Act
+    const accepted = await stripe().verify({ id: 'mk_1', key: 'rk_test_123', spec: {} }, call);
+    const refused = await stripe()
+      .verify({ id: 'mk_2', key: 'not-a-key', spec: {} }, call)
+      .then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+
+    // Assess
+    expect(accepted).toBe('ok');
+    expect(refused).toBeInstanceOf(AuthenticationError);
+  });
+
+  it('does not count a revoke as done when Stripe does not serve the Managed API Keys API', async () => {
+    // Prepare: stripe-mock, like an account without the preview, has no /v2/iam routes.
+    const admin = stripe().parseAdmin({ key: 'sk_test_123' }, 'managing secret', {});
+
+    // Act
+    const outcomes = await Promise.all([
+      stripe()
+        .revoke(admin, 'mk_123', {}, call)
+        .then(String, (error: Error) => error.message),
+      stripe()
+        .list(admin, {}, call)
+        .then(String, (error: Error) => error.message),
+    ]);
+
+    // Assess
+    for (const outcome of outcomes) {
+      expect(outcome).toMatch(/Stripe does not serve .*\/v2\/iam\/api_keys.* is a private preview/);
+    }
   });
 });
