@@ -120,7 +120,8 @@ for fn in "${functions[@]}"; do
   bundle=".aws-sam/build/$fn/index.mjs"
   [[ -s "$bundle" ]] || fail "$bundle missing or empty"
   # The bundle must load as ESM (banner, format, extension) and export the handler.
-  node --no-warnings --input-type=module -e "
+  # The Stripe function refuses to load without a preview Stripe-Version (README): give it one.
+  STRIPE_API_VERSION="${STRIPE_API_VERSION:-2026-09-30.preview}" node --no-warnings --input-type=module -e "
     const mod = await import(process.argv[1]);
     if (typeof mod.handler !== 'function') throw new Error('no handler export in ' + process.argv[1]);
   " "$root/$bundle" || fail "$bundle does not load or has no handler export"

@@ -76,9 +76,12 @@ export function encryptCompactJwe(
     .join('.');
 }
 
+/** The version of Stripe's private-preview document that describes /v2/iam/api_keys. */
+export const STRIPE_FAKE_API_VERSION = '2026-09-30.preview';
+
 export class FakeStripe extends FakeProviderServer<StripeKey> {
   /** The preview version the management endpoints accept (any `….preview` Stripe granted). */
-  apiVersion = '2026-08-26.preview';
+  apiVersion = STRIPE_FAKE_API_VERSION;
   /** When set, management requests must carry `Stripe-Context` with this account. */
   contextAccount: string | undefined;
   /** The Stripe App's key, allowed to manage keys. */
