@@ -125,6 +125,20 @@ describe('API-key secret values', () => {
       /field "policy" must be a JSON object/,
     ],
     [
+      'a Twilio secret for another region than US1',
+      twilio,
+      { provider: 'twilio', key: 's', key_id: 'SK1', account_sid: ACCOUNT, region: 'ie1' },
+      'region',
+      /field "region" is "ie1", but this function calls Twilio's US1 hosts only/,
+    ],
+    [
+      'a Twilio secret naming an edge',
+      twilio,
+      { provider: 'twilio', key: 's', key_id: 'SK1', account_sid: ACCOUNT, edge: 'dublin' },
+      'edge',
+      /field "edge" is "dublin", but this function calls Twilio's US1 hosts only/,
+    ],
+    [
       'Stripe permissions that are not names',
       stripe,
       { provider: 'stripe', key: 'rk_test_x', key_id: 'mk_1', permissions: ['Balance Read'] },
