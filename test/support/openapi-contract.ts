@@ -229,3 +229,92 @@ export class OpenApiContract {
     };
   }
 }
+
+/** What {@link checkTraffic} found in a fake's log. */
+export interface TrafficReport {
+  /** "<exchange>: <problems>" for each exchange that does not match. */
+  failures: string[];
+  /** Exchanges whose status the document does not describe (their body went unchecked). */
+  undescribed: string[];
+  /** Requests to paths no pinned document covers ("METHOD path"). */
+  unpinned: string[];
+  statuses: number[];
+}
+
+/** The pinned documents of one provider, and the paths each one serves. */
+export type ProviderContracts = { contract: OpenApiContract; serves: (path: string) => boolean }[];
+
+/** Loads the pinned documents of a provider (test/contracts/manifest.json). */
+export async function contractsOf(
+  provider: 'SendGrid' | 'Twilio' | 'Stripe',
+): Promise<ProviderContracts> {
+  switch (provider) {
+    case 'SendGrid':
+      return [
+        {
+          contract: await OpenApiContract.load('tsg_scopes_v3.json'),
+          serves: (p) => p === '/v3/scopes',
+        },
+        {
+          contract: await OpenApiContract.load('tsg_api_keys_v3.json'),
+          serves: (p) => p.startsWith('/v3/api_keys'),
+        },
+      ];
+    case 'Twilio':
+      return [
+        {
+          // The 2010-04-01 document types its page links as "uri", but its own examples (and
+          // Twilio's answers) are relative ("/2010-04-01/Accounts/…"): URI references.
+          contract: await OpenApiContract.load('twilio_api_v2010.json', {
+            formatAliases: { uri: 'uri-reference' },
+          }),
+          serves: (p) => p.startsWith('/2010-04-01/'),
+        },
+        {
+          contract: await OpenApiContract.load('twilio_iam_v1.json'),
+          serves: (p) => p.startsWith('/v1/'),
+        },
+      ];
+    case 'Stripe':
+      // The Managed API Keys paths (/v2/iam/…) have no pinned document (README there).
+      return [
+        {
+          contract: await OpenApiContract.load('stripe_spec3_v1.json'),
+          serves: (p) => p.startsWith('/v1/'),
+        },
+      ];
+  }
+}
+
+/** Checks every exchange of a fake's log against the document that serves its path. */
+export function checkTraffic(
+  recorded: readonly RecordedRequest[],
+  contracts: ProviderContracts,
+): TrafficReport {
+  const failures: string[] = [];
+  const undescribed = new Set<string>();
+  const unpinned = new Set<string>();
+  const statuses = new Set<number>();
+  for (const exchange of recorded) {
+    const owner = contracts.find((candidate) => candidate.serves(exchange.path));
+    if (!owner) {
+      unpinned.add(
+        `${exchange.method} ${exchange.path.replace(/\/(mk|SK)_?[A-Za-z0-9]+/g, '/{id}')}`,
+      );
+      continue;
+    }
+    const result = owner.contract.check(exchange);
+    statuses.add(exchange.status ?? 0);
+    if (result.problems.length > 0)
+      failures.push(`${result.exchange}: ${result.problems.join('; ')}`);
+    if (result.undescribed) {
+      undescribed.add(result.exchange.replace(/\/(AC|SK)[0-9a-f]{32}/g, '/{sid}'));
+    }
+  }
+  return {
+    failures,
+    undescribed: [...undescribed].sort(),
+    unpinned: [...unpinned].sort(),
+    statuses: [...statuses].sort(),
+  };
+}
