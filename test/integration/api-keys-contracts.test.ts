@@ -18,7 +18,7 @@ import { apiKeys } from '../../shared/strategies/api-keys.js';
 import { sendGridFixture, stripeFixture, twilioFixture } from '../support/api-key-fixtures.js';
 import { PHONE_NUMBERS_READ } from '../support/fake-twilio.js';
 import { LogRecorder } from '../support/log-recorder.js';
-import { checkTraffic, contractsOf, OpenApiContract } from '../support/openapi-contract.js';
+import { checkTraffic, OpenApiContract } from '../support/openapi-contract.js';
 import { RotationHarness } from '../support/rotation-harness.js';
 
 const harness = new RotationHarness();
