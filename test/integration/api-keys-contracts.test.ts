@@ -156,6 +156,18 @@ describe('Twilio against twilio/twilio-oai (twilio_api_v2010, twilio_iam_v1)', (
     );
   });
 
+  it('names keys within the FriendlyName length both documents state', () => {
+    // Arrange
+    const stated = [
+      api.bodyField('POST', '/2010-04-01/Accounts/{AccountSid}/Keys.json', 'FriendlyName'),
+      iam.bodyField('POST', '/v1/Keys', 'FriendlyName'),
+    ].map((field) => Number(/up to (\d+) characters/.exec(field?.description ?? '')?.[1]));
+
+    // Assess
+    expect(stated).toEqual([64, 64]);
+    expect(fixture.provider().maxNameLength).toBeLessThanOrEqual(Math.min(...stated));
+  });
+
   it('calls only the hosts the documents declare', async () => {
     expect(await serversOf('twilio_api_v2010.json')).toContain(TWILIO_API_BASE_URL);
     expect(await serversOf('twilio_iam_v1.json')).toContain(TWILIO_IAM_BASE_URL);

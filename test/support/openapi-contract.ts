@@ -122,6 +122,20 @@ export class OpenApiContract {
     return [...new Set(all.map((server) => server.url.replace(/\/+$/, '')))];
   }
 
+  /** The schema of one body field of an operation, as the document gives it. */
+  bodyField(method: string, path: string, field: string): { description?: string } | undefined {
+    const item = (this.document.paths ?? {})[path] as Record<string, unknown> | undefined;
+    const operation = item?.[method.toLowerCase()] as
+      | {
+          requestBody?: {
+            content?: Record<string, { schema?: { properties?: Record<string, unknown> } }>;
+          };
+        }
+      | undefined;
+    const media = Object.values(operation?.requestBody?.content ?? {})[0];
+    return media?.schema?.properties?.[field] as { description?: string } | undefined;
+  }
+
   /** Checks one recorded exchange. */
   check(recorded: RecordedRequest): ContractCheck {
     const problems: string[] = [];
