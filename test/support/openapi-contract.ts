@@ -124,7 +124,7 @@ export class OpenApiContract {
 
   /** The schema of one body field of an operation, as the document gives it. */
   bodyField(method: string, path: string, field: string): { description?: string } | undefined {
-    const item = (this.document.paths ?? {})[path] as Record<string, unknown> | undefined;
+    const item = this.document.paths?.[path] as Record<string, unknown> | undefined;
     const operation = item?.[method.toLowerCase()] as
       | {
           requestBody?: {
