@@ -5,9 +5,9 @@
  * the adapter sent is checked to be an operation of the document with valid parameters, body and
  * authentication, and every answer the fake gave is checked against that operation's schema.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { homedir } from 'node:os';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuthenticationError } from '../../shared/common/errors.js';
 import { SENDGRID_BASE_URLS } from '../../shared/providers/sendgrid.js';
@@ -251,14 +251,21 @@ describe("Stripe's Managed API Keys errors, as its private-preview document name
   });
 });
 
-/** scripts/build-stripe-mock.sh builds it; CI exports STRIPE_MOCK_BIN. */
-const stripeMockBin =
-  process.env.STRIPE_MOCK_BIN ?? `${homedir()}/.cache/stripe-mock-v0.203.0/stripe-mock`;
+/**
+ * The binary scripts/build-stripe-mock.sh builds once into ~/.cache (CI runs it and exports
+ * STRIPE_MOCK_BIN; elsewhere the test runs the script, which needs Go the first time).
+ */
+function stripeMockBinary(): string {
+  if (process.env.STRIPE_MOCK_BIN) return process.env.STRIPE_MOCK_BIN;
+  const script = fileURLToPath(new URL('../../scripts/build-stripe-mock.sh', import.meta.url));
+  return execFileSync('bash', [script], { encoding: 'utf8', timeout: 170_000 }).trim();
+}
 
 describe("Stripe's official mock server (stripe-mock v0.203.0)", () => {
   let server: ChildProcess | undefined;
   let baseUrl = '';
   beforeAll(async () => {
+    const stripeMockBin = stripeMockBinary();
     if (!existsSync(stripeMockBin)) {
       throw new Error(
         `stripe-mock is not at ${stripeMockBin}: run scripts/build-stripe-mock.sh (or set STRIPE_MOCK_BIN)`,
@@ -284,7 +291,7 @@ describe("Stripe's official mock server (stripe-mock v0.203.0)", () => {
         reject(new Error(`stripe-mock exited (${status}): ${output}`)),
       );
     });
-  }, 60_000);
+  }, 180_000);
   afterAll(() => {
     server?.kill();
   });
