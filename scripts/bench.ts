@@ -25,6 +25,7 @@ import type { RotationHandler } from '../shared/rotation/handler.js';
 import { sendGridFixture, stripeFixture, twilioFixture } from '../test/support/api-key-fixtures.js';
 import { FakeSecretsManager } from '../test/support/fake-secrets-manager.js';
 import { startFakeSecretsManagerServer } from '../test/support/fake-secrets-manager-http.js';
+import { STRIPE_FAKE_API_VERSION } from '../test/support/fake-stripe.js';
 import { MongoAdmin } from '../test/support/mongo-admin.js';
 import { probeMongo, startMongo } from '../test/support/mongo-server.js';
 import { MysqlAdmin } from '../test/support/mysql-admin.js';
@@ -123,6 +124,9 @@ async function main() {
     // Each bundle carries its own SDK copy, and each would warn that Node 20 support ends; the
     // functions deploy on nodejs24.x (template.yaml), and the warnings would bury the table.
     AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+    // The Stripe function refuses to load without a preview Stripe-Version (a deployment with
+    // preview access sets one); the fake's.
+    STRIPE_API_VERSION: STRIPE_FAKE_API_VERSION,
   };
   Object.assign(process.env, childEnv);
   const made: string[] = [];

@@ -97,6 +97,8 @@ export function sample({ kind, target }) {
           AWS_REGION: process.env.AWS_REGION ?? 'us-east-1',
           POWERTOOLS_METRICS_NAMESPACE: 'SecretsRotation',
           POWERTOOLS_LOG_LEVEL: 'WARN',
+          // The Stripe function refuses to load without a preview Stripe-Version (README).
+          STRIPE_API_VERSION: process.env.STRIPE_API_VERSION ?? '2026-09-30.preview',
         },
         stdio: ['ignore', 'pipe', 'pipe'],
       },

@@ -142,7 +142,9 @@ printf '%-34s %10s %9s %10s %9s\n' function bytes KiB 'gzip B' 'gzip KiB'
 for fn in "${names[@]}"; do
   bundle="$package/$fn/index.mjs"
   [[ -s "$bundle" ]] || fail "$bundle missing or empty"
-  ROTATION_FUNCTION="$fn" node --no-warnings --input-type=module -e "
+  # The Stripe function refuses to load without a preview Stripe-Version (README): give it one.
+  ROTATION_FUNCTION="$fn" STRIPE_API_VERSION="${STRIPE_API_VERSION:-2026-09-30.preview}" \
+    node --no-warnings --input-type=module -e "
     const mod = await import(process.argv[1]);
     if (typeof mod.handler !== 'function') throw new Error('no handler export for ' + process.env.ROTATION_FUNCTION);
   " "$root/$package/index.mjs" || fail "$package/index.mjs with ROTATION_FUNCTION=$fn does not load or has no handler export"

@@ -5,19 +5,20 @@ import {
   type KeyObject,
   randomUUID,
 } from 'node:crypto';
-import { ConfigurationError, InvalidSecretError } from '../common/errors.js';
+import { ConfigurationError, InvalidSecretError, type RotationError } from '../common/errors.js';
 import {
   type Fields,
   optionalStringArrayField,
   optionalStringField,
   stringField,
 } from '../common/fields.js';
-import { ProviderError } from './errors.js';
+import { KeyLimitError, ProviderError } from './errors.js';
 import {
   type CallContext,
   createHttpClient,
   type HttpClientOptions,
   type HttpRequest,
+  type HttpResponse,
   type ProviderErrorDetail,
   sameOriginUrl,
 } from './http.js';
@@ -27,11 +28,18 @@ import type { KeyProvider, KeySummary, MintedKey } from './types.js';
 export const STRIPE_BASE_URL = 'https://api.stripe.com';
 
 /**
- * The Managed API Keys API (`/v2/iam/api_keys`) is a preview API, served only under a preview
- * `Stripe-Version`. This default is the value seen in integrations of that API; set
- * STRIPE_API_VERSION to the one Stripe gave your account.
+ * Why this function needs preview access, in the words every cold-start failure uses. Stripe
+ * describes `/v2/iam/api_keys` (list, create, retrieve, update, expire, rotate) only in its
+ * private-preview OpenAPI document (stripe/openapi `preview/openapi.private_preview.spec3.sdk.json`,
+ * every operation marked `x-stripeNotPublic`), not in the GA document nor in the public preview;
+ * the official SDKs have the resource only in their private-preview (alpha) releases, e.g.
+ * stripe-node 20.2.0-alpha.1 (2025-12-15.preview) to 22.6.0-alpha.2 (2026-08-12.preview), while
+ * GA `stripe` 23.1.0 and beta 22.7.0-beta.1 have none. The operations also refuse a "direct
+ * account" (`api_key_direct_operation_not_supported`): the managing key must act on the account
+ * through `Stripe-Context`, as a platform or a Stripe App does.
  */
-export const DEFAULT_STRIPE_API_VERSION = '2026-08-26.preview';
+export const STRIPE_PREVIEW_REQUIREMENT =
+  "Stripe's Managed API Keys API (/v2/iam/api_keys) is a private preview: it is in no generally available Stripe API version, only in the preview versions of accounts Stripe admitted to it, and only for a platform or Stripe App key acting on the account through Stripe-Context. Set STRIPE_API_VERSION to the preview version Stripe gave your account (such as 2026-09-30.preview). Without that access this function cannot rotate Stripe keys: use a Stripe App's OAuth credential (refreshed by the app) or restricted keys rolled in the Dashboard instead";
 
 const MAX_PAGES = 50;
 const PAGE_SIZE = 100;
@@ -59,7 +67,7 @@ export interface StripeAdmin {
 export interface StripeOptions {
   /** Default https://api.stripe.com. */
   baseUrl?: string;
-  /** The preview `Stripe-Version`; default STRIPE_API_VERSION, else {@link DEFAULT_STRIPE_API_VERSION}. */
+  /** The preview `Stripe-Version`; default STRIPE_API_VERSION (required: see {@link STRIPE_PREVIEW_REQUIREMENT}). */
   apiVersion?: string;
   /** Where STRIPE_API_VERSION is read (default `process.env`). */
   env?: Readonly<Record<string, string | undefined>>;
@@ -84,6 +92,16 @@ const record = (value: unknown): Record<string, unknown> =>
   typeof value === 'object' && value !== null && !Array.isArray(value)
     ? (value as Record<string, unknown>)
     : {};
+
+/**
+ * Stripe's answer to a path it does not route for this account and version ("Unrecognized
+ * request URL", HTTP 404), as opposed to a 404 for an unknown key (`resource_missing`).
+ */
+function unservedRoute(response: { status: number; body: unknown }): boolean {
+  if (response.status !== 404) return false;
+  const { code, message } = stripeError(response.body);
+  return code !== 'resource_missing' && (message ?? '').startsWith('Unrecognized request URL');
+}
 
 /** A listed key, reduced at once to what may be kept. The list answer carries key secrets. */
 export interface StripeKeyListing extends KeySummary {
@@ -167,11 +185,15 @@ function readPrivateKey(text: string, source: string): KeyObject {
  */
 export function createStripe(options: StripeOptions = {}): KeyProvider<StripeSpec, StripeAdmin> {
   const env = options.env ?? process.env;
-  const apiVersion = options.apiVersion ?? env.STRIPE_API_VERSION?.trim() ?? '';
-  const version = apiVersion === '' ? DEFAULT_STRIPE_API_VERSION : apiVersion;
-  if (!/^\d{4}-\d{2}-\d{2}(\.[a-z]+)?$/.test(version)) {
+  const version = options.apiVersion ?? env.STRIPE_API_VERSION?.trim() ?? '';
+  if (version === '') {
     throw new ConfigurationError(
-      `environment variable STRIPE_API_VERSION must look like 2026-08-26.preview, got ${JSON.stringify(version)}`,
+      `environment variable STRIPE_API_VERSION is not set. ${STRIPE_PREVIEW_REQUIREMENT}`,
+    );
+  }
+  if (!/^\d{4}-\d{2}-\d{2}\.preview$/.test(version)) {
+    throw new ConfigurationError(
+      `environment variable STRIPE_API_VERSION must be a preview version such as 2026-09-30.preview, got ${JSON.stringify(version)}. ${STRIPE_PREVIEW_REQUIREMENT}`,
     );
   }
   const http = createHttpClient({
@@ -189,6 +211,44 @@ export function createStripe(options: StripeOptions = {}): KeyProvider<StripeSpe
     ...(json ? { 'content-type': 'application/json' } : {}),
   });
 
+  /**
+   * The error for a refused management call. Codes from the preview document: a direct account
+   * (no platform or app acting through Stripe-Context), and the account's key limit.
+   */
+  function managementError(
+    request: HttpRequest,
+    response: HttpResponse,
+    doing: string,
+  ): RotationError {
+    const { code, message } = stripeError(response.body);
+    if (unservedRoute(response)) {
+      return new ProviderError(
+        `Stripe does not serve ${where(request)} to this account (HTTP 404: ${message ?? 'Unrecognized request URL'}). ${STRIPE_PREVIEW_REQUIREMENT}`,
+        'Stripe',
+        404,
+      );
+    }
+    if (code === 'api_key_direct_operation_not_supported') {
+      return new ProviderError(
+        `Stripe refused ${doing} (HTTP ${response.status}, api_key_direct_operation_not_supported): Stripe manages keys only through a platform or Stripe App key acting on the account; set "stripe_context" in the managing secret to that account (acct_…)`,
+        'Stripe',
+        response.status,
+        code,
+      );
+    }
+    if (code === 'api_key_limit_reached') {
+      return new KeyLimitError(
+        `Stripe refused ${doing}: the account holds as many API keys as Stripe allows (api_key_limit_reached); expire keys that are no longer used, then retry the rotation`,
+        'Stripe',
+        response.status,
+        code,
+      );
+    }
+    return http.errorFor(request, response, doing);
+  }
+
+  const where = (request: HttpRequest) => `${request.method} ${new URL(request.url).pathname}`;
+
   async function expire(
     admin: StripeAdmin,
     id: string,
@@ -204,8 +264,14 @@ export function createStripe(options: StripeOptions = {}): KeyProvider<StripeSpe
     };
     const response = await http.send(call, request);
     if (response.status === 200) return 'revoked';
-    if (response.status === 404) return 'not-found';
-    throw http.errorFor(request, response, `expiring key ${id}`);
+    // A 404 for the route itself is an API this account does not have, not an unknown key.
+    if (response.status === 404 && !unservedRoute(response)) return 'not-found';
+    // "attempting to modify an API key that is already expired" (400): a retried expire whose
+    // first answer was lost, or a key expired by hand. Either way it no longer works.
+    if (response.status === 400 && stripeError(response.body).code === 'api_key_expired') {
+      return 'revoked';
+    }
+    throw managementError(request, response, `expiring key ${id}`);
   }
 
   /** The new key's secret, from the plain token (test mode) or the JWE (live mode). */
@@ -308,7 +374,8 @@ export function createStripe(options: StripeOptions = {}): KeyProvider<StripeSpe
             ? {
                 public_key: {
                   id: admin.publicKeyId,
-                  pem_key: { algorithm: 'RSA', data: admin.publicKeyPem },
+                  // The preview document's own request example spells it "rsa".
+                  pem_key: { algorithm: 'rsa', data: admin.publicKeyPem },
                 },
               }
             : {}),
@@ -318,7 +385,7 @@ export function createStripe(options: StripeOptions = {}): KeyProvider<StripeSpe
       };
       const response = await http.send(call, request);
       if (response.status !== 200 && response.status !== 201) {
-        throw http.errorFor(request, response, 'minting a key');
+        throw managementError(request, response, 'minting a key');
       }
       const token = record(record(response.body).secret_key).token;
       if (typeof token === 'string') call.redact(token);
@@ -372,7 +439,7 @@ export function createStripe(options: StripeOptions = {}): KeyProvider<StripeSpe
           secrets: [admin.key],
         };
         const response = await http.send(call, request);
-        if (response.status !== 200) throw http.errorFor(request, response, 'listing keys');
+        if (response.status !== 200) throw managementError(request, response, 'listing keys');
         const { data, next_page_url: next } = record(response.body);
         if (!Array.isArray(data)) {
           throw new ProviderError('Stripe answered a key list without "data"', 'Stripe', 200);

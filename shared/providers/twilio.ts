@@ -143,6 +143,18 @@ export function createTwilio(options: TwilioOptions = {}): KeyProvider<TwilioSpe
     maxNameLength: MAX_FRIENDLY_NAME,
 
     parseSpec(raw: Fields, source: string): TwilioSpec {
+      // Twilio's published documents declare only the US1 hosts (api.twilio.com,
+      // iam.twilio.com), and keys and auth tokens are valid in their own region only: a secret
+      // naming another region or an edge would fail with a misleading 401, so it is refused.
+      for (const field of ['region', 'edge'] as const) {
+        const value = raw[field];
+        if (value !== undefined && value !== null && !(field === 'region' && value === 'us1')) {
+          throw new InvalidSecretError(
+            `${source}: field "${field}" is ${JSON.stringify(value)}, but this function calls Twilio's US1 hosts only (api.twilio.com, iam.twilio.com); keys of another region do not work there`,
+            field,
+          );
+        }
+      }
       const accountSid = stringField(raw, 'account_sid', source, {
         pattern: ACCOUNT_SID,
         describe: 'a Twilio account SID (AC followed by 32 hex digits)',

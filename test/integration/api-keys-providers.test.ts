@@ -114,7 +114,7 @@ describe('Stripe API key rotation', () => {
     expect(result.completed, String(result.error)).toBe(true);
     const create = live.fake.requests.slice(from).find((request) => request.route === 'create');
     expect(create?.headers).toMatchObject({
-      'stripe-version': '2026-08-26.preview',
+      'stripe-version': '2026-09-30.preview',
       'stripe-context': 'acct_1PlatformCustomer',
     });
     const body = JSON.parse(create?.body ?? '{}');

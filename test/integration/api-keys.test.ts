@@ -14,6 +14,7 @@ import {
   twilioFixture,
 } from '../support/api-key-fixtures.js';
 import { serviceError } from '../support/fake-secrets-manager.js';
+import { checkTraffic, contractsOf } from '../support/openapi-contract.js';
 import { RotationHarness } from '../support/rotation-harness.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -35,7 +36,11 @@ describe.each([
     sendGridFixture,
     /SendGrid allows 100 API keys per account and this account has 100/,
   ],
-  ['Stripe', () => stripeFixture('live'), /Stripe failed: .*api_key_limit.*too many API keys/],
+  [
+    'Stripe',
+    () => stripeFixture('live'),
+    /as many API keys as Stripe allows \(api_key_limit_reached\)/,
+  ],
   ['Twilio', twilioFixture, /Twilio failed: .*Maximum number of API keys reached/],
 ] as const)('%s API key rotation', (_, makeFixture, keyLimitMessage) => {
   const fixture: ProviderFixture = makeFixture();
@@ -389,5 +394,15 @@ describe.each([
     expect(retried.completed && next.completed).toBe(true);
     expect(harness.logs.lines.length).toBeGreaterThan(10);
     expectNoLeaks(failed.error);
+  });
+
+  // Last: it reads the traffic of every test above.
+  it('sent, in every scenario above, only requests of the published API description, and the fake answered as it describes', async () => {
+    // Act
+    const traffic = checkTraffic(fake.requests, await contractsOf(fixture.name as 'SendGrid'));
+
+    // Assess
+    expect(traffic.failures).toEqual([]);
+    expect(traffic.statuses).toContain(200);
   });
 });

@@ -58,7 +58,7 @@ const cases: ProviderCase[] = [
       return fake;
     },
     adapter: (baseUrl) =>
-      createStripe({ baseUrl, apiVersion: '2026-08-26.preview' }) as KeyProvider<unknown, unknown>,
+      createStripe({ baseUrl, apiVersion: '2026-09-30.preview' }) as KeyProvider<unknown, unknown>,
     managing: (account) => ({
       key: (account as FakeStripe).managingKey,
       stripe_context: (account as FakeStripe).contextAccount,

@@ -33,6 +33,8 @@ export interface RecordedRequest {
   /** Date.now() when it arrived. */
   at: number;
   status?: number;
+  /** What the fake answered (headers and parsed body), for the contract tests. */
+  response?: { headers: Record<string, string>; body?: unknown };
 }
 
 export interface FakeRequest extends RecordedRequest {
@@ -274,6 +276,10 @@ export abstract class FakeProviderServer<K extends FakeKey> {
 
   private answer(res: ServerResponse, record: RecordedRequest, response: FakeResponse) {
     record.status = response.status;
+    record.response = {
+      headers: { ...response.headers },
+      ...(response.body === undefined ? {} : { body: response.body }),
+    };
     const payload = response.body === undefined ? '' : JSON.stringify(response.body);
     res.writeHead(response.status, {
       ...(payload === '' ? {} : { 'content-type': 'application/json' }),

@@ -12,7 +12,10 @@
  * `sk_live_` managing key) only as a compact JWE (RSA-OAEP-256, A256GCM) encrypted to the
  * public key sent. As in Stripe, the list returns every key's secret in plain text, and a 401
  * message quotes the start and end of the key refused. Idempotency-Key replays the first
- * answer. Errors as `{"error":{"type":…,"code":…,"message":…}}`.
+ * answer. Errors as `{"error":{"type":…,"code":…,"message":…}}`, with the codes of Stripe's
+ * private-preview document: `api_key_limit_reached` (400) at the key limit, `api_key_expired`
+ * (400) for an expire of an expired key, `api_key_direct_operation_not_supported` (400) for a
+ * management call without `Stripe-Context` on an account managed through one.
  *
  * Not modelled: publishable keys beyond their presence in lists, `rotate`, updates and IP
  * allow-lists, the real permission vocabulary (only `balance_read` matters here), the real key
@@ -73,9 +76,12 @@ export function encryptCompactJwe(
     .join('.');
 }
 
+/** The version of Stripe's private-preview document that describes /v2/iam/api_keys. */
+export const STRIPE_FAKE_API_VERSION = '2026-09-30.preview';
+
 export class FakeStripe extends FakeProviderServer<StripeKey> {
-  /** The preview version the management endpoints accept. */
-  apiVersion = '2026-08-26.preview';
+  /** The preview version the management endpoints accept (any `….preview` Stripe granted). */
+  apiVersion = STRIPE_FAKE_API_VERSION;
   /** When set, management requests must carry `Stripe-Context` with this account. */
   contextAccount: string | undefined;
   /** The Stripe App's key, allowed to manage keys. */
@@ -171,6 +177,14 @@ export class FakeStripe extends FakeProviderServer<StripeKey> {
         `This endpoint is only available in preview versions; Stripe-Version ${String(request.headers['stripe-version'])} is not one of them.`,
       );
     }
+    if (this.contextAccount !== undefined && request.headers['stripe-context'] === undefined) {
+      return error(
+        400,
+        'invalid_request_error',
+        'API keys cannot be managed on a direct account.',
+        'api_key_direct_operation_not_supported',
+      );
+    }
     if (
       this.contextAccount !== undefined &&
       request.headers['stripe-context'] !== this.contextAccount
@@ -229,7 +243,7 @@ export class FakeStripe extends FakeProviderServer<StripeKey> {
                 400,
                 'invalid_request_error',
                 'This account has too many API keys.',
-                'api_key_limit',
+                'api_key_limit_reached',
               );
             }
             const key = this.seedKey(body.name, {
@@ -293,7 +307,14 @@ export class FakeStripe extends FakeProviderServer<StripeKey> {
                 'resource_missing',
               );
             }
-            this.revoke(id);
+            if (!this.revoke(id)) {
+              return error(
+                400,
+                'invalid_request_error',
+                `The API key '${id}' is already expired.`,
+                'api_key_expired',
+              );
+            }
             return {
               status: 200,
               body: this.view(key, { secret_token_redacted: redacted(key.secret) }),
@@ -310,7 +331,12 @@ export class FakeStripe extends FakeProviderServer<StripeKey> {
           if (!key) {
             const known = [...this.keys.values()].some((k) => k.secret === token);
             return known
-              ? error(401, 'authentication_error', `Expired API Key provided: ${redacted(token)}`)
+              ? error(
+                  401,
+                  'invalid_request_error',
+                  `Expired API Key provided: ${redacted(token)}`,
+                  'api_key_expired',
+                )
               : error(401, 'invalid_request_error', `Invalid API Key provided: ${redacted(token)}`);
           }
           if (key.permissions && !key.permissions.includes('balance_read')) {
@@ -324,7 +350,8 @@ export class FakeStripe extends FakeProviderServer<StripeKey> {
             status: 200,
             body: {
               object: 'balance',
-              available: [{ amount: 0, currency: 'usd' }],
+              available: [{ amount: 0, currency: 'usd', source_types: { card: 0 } }],
+              pending: [{ amount: 0, currency: 'usd', source_types: { card: 0 } }],
               livemode: key.livemode,
             },
           };

@@ -1,5 +1,5 @@
 import { generateKeyPairSync } from 'node:crypto';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { ConfigurationError, InvalidSecretError } from '../../shared/common/errors.js';
 import { createSendGrid } from '../../shared/providers/sendgrid.js';
 import { createStripe } from '../../shared/providers/stripe.js';
@@ -15,7 +15,7 @@ import {
 
 const sendGrid = createSendGrid();
 const twilio = createTwilio();
-const stripe = createStripe({ env: {} });
+const stripe = createStripe({ env: { STRIPE_API_VERSION: '2026-09-30.preview' } });
 /** Any provider, for tables that mix them. */
 const anyProvider = (provider: unknown) => provider as KeyProvider;
 
@@ -123,6 +123,20 @@ describe('API-key secret values', () => {
       { provider: 'twilio', key: 's', key_id: 'SK1', account_sid: ACCOUNT, policy: ['x'] },
       'policy',
       /field "policy" must be a JSON object/,
+    ],
+    [
+      'a Twilio secret for another region than US1',
+      twilio,
+      { provider: 'twilio', key: 's', key_id: 'SK1', account_sid: ACCOUNT, region: 'ie1' },
+      'region',
+      /field "region" is "ie1", but this function calls Twilio's US1 hosts only/,
+    ],
+    [
+      'a Twilio secret naming an edge',
+      twilio,
+      { provider: 'twilio', key: 's', key_id: 'SK1', account_sid: ACCOUNT, edge: 'dublin' },
+      'edge',
+      /field "edge" is "dublin", but this function calls Twilio's US1 hosts only/,
     ],
     [
       'Stripe permissions that are not names',
@@ -258,15 +272,57 @@ describe('API-key strategy settings', () => {
     expect(error.message).toMatch(message);
   });
 
-  it('fails at cold start when STRIPE_API_VERSION is not a Stripe version', () => {
+  it.each([
+    [
+      'not a Stripe version',
+      'latest',
+      /must be a preview version such as 2026-09-30\.preview, got "latest"/,
+    ],
+    [
+      'a generally available version',
+      '2026-08-26.dahlia',
+      /must be a preview version .* got "2026-08-26\.dahlia"/,
+    ],
+    ['not set', '', /STRIPE_API_VERSION is not set/],
+  ])(
+    'fails at cold start, saying what Stripe access it needs, when STRIPE_API_VERSION is %s',
+    (_, value, message) => {
+      // Act
+      const error = failure(() => createStripe({ env: { STRIPE_API_VERSION: value } }));
+
+      // Assess
+      expect(error).toBeInstanceOf(ConfigurationError);
+      expect(error.message).toMatch(message);
+      expect(error.message).toContain('/v2/iam/api_keys) is a private preview');
+      expect(error.message).toMatch(/Stripe App's OAuth credential/);
+    },
+  );
+});
+
+describe('the stripe-api-key function at cold start', () => {
+  const load = async (version: string | undefined) => {
+    vi.resetModules();
+    vi.stubEnv('STRIPE_API_VERSION', version);
+    try {
+      return await import('../../functions/stripe-api-key/index.js');
+    } finally {
+      vi.unstubAllEnvs();
+    }
+  };
+
+  it('refuses to load without a preview STRIPE_API_VERSION, and says what Stripe access it needs', async () => {
+    // Act / Assess
+    await expect(load(undefined)).rejects.toThrow(
+      /STRIPE_API_VERSION is not set\. Stripe's Managed API Keys API \(\/v2\/iam\/api_keys\) is a private preview/,
+    );
+  });
+
+  it('loads when STRIPE_API_VERSION names a preview version', async () => {
     // Act
-    const error = failure(() => createStripe({ env: { STRIPE_API_VERSION: 'latest' } }));
+    const module = await load('2026-09-30.preview');
 
     // Assess
-    expect(error).toBeInstanceOf(ConfigurationError);
-    expect(error.message).toMatch(
-      /STRIPE_API_VERSION must look like 2026-08-26\.preview, got "latest"/,
-    );
+    expect(typeof module.handler).toBe('function');
   });
 });
 

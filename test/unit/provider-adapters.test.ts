@@ -186,7 +186,7 @@ describe('Stripe adapter', () => {
 
   it('sends the preview version, the context, an idempotency key and our public key, then decrypts the answer', async () => {
     // Prepare
-    const stripe = createStripe({ apiVersion: '2026-08-26.preview', http: {} });
+    const stripe = createStripe({ apiVersion: '2026-09-30.preview', http: {} });
     const admin = stripe.parseAdmin(
       { key: 'sk_live_app', stripe_context: 'acct_1X', private_key: privateKeyPem },
       'managing secret m',
@@ -208,7 +208,7 @@ describe('Stripe adapter', () => {
     const { fetch, sent } = recordingFetch([answer(admin.publicKeyPem ?? '')]);
 
     // Act
-    const minted = await createStripe({ apiVersion: '2026-08-26.preview', http: { fetch } }).mint(
+    const minted = await createStripe({ apiVersion: '2026-09-30.preview', http: { fetch } }).mint(
       admin,
       { name: 'rotation-x', spec: {} },
       call,
@@ -220,7 +220,7 @@ describe('Stripe adapter', () => {
     expect(request.url).toBe('https://api.stripe.com/v2/iam/api_keys');
     expect(request.headers).toMatchObject({
       authorization: 'Bearer sk_live_app',
-      'stripe-version': '2026-08-26.preview',
+      'stripe-version': '2026-09-30.preview',
       'stripe-context': 'acct_1X',
       'content-type': 'application/json',
     });
@@ -230,7 +230,7 @@ describe('Stripe adapter', () => {
       name: 'rotation-x',
       public_key: {
         id: admin.publicKeyId,
-        pem_key: { algorithm: 'RSA', data: admin.publicKeyPem },
+        pem_key: { algorithm: 'rsa', data: admin.publicKeyPem },
       },
     });
   });
@@ -247,7 +247,7 @@ describe('Stripe adapter', () => {
       },
       { status: 200, body: { id: 'mk_unreadable', status: 'expired' } },
     ]);
-    const stripe = createStripe({ apiVersion: '2026-08-26.preview', http: { fetch } });
+    const stripe = createStripe({ apiVersion: '2026-09-30.preview', http: { fetch } });
 
     // Act
     const failure = await stripe
@@ -281,7 +281,7 @@ describe('Stripe adapter', () => {
 
     // Act
     const listing = toKeyListing(item);
-    const listed = await createStripe({ apiVersion: '2026-08-26.preview', http: { fetch } }).list(
+    const listed = await createStripe({ apiVersion: '2026-09-30.preview', http: { fetch } }).list(
       { key: 'sk_test_app' },
       {},
       call,
