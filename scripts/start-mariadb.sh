@@ -7,6 +7,8 @@
 # Stop it with:               bash scripts/start-mariadb.sh --stop
 # MYSQL_PORT and MYSQL_DATA_DIR choose another port and folder (CI uses its own).
 set -euo pipefail
+# Root's tools (runuser, mariadbd) live in sbin, which a plain user's PATH may lack.
+export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 
 PORT="${MYSQL_PORT:-53307}"
 DATA="${MYSQL_DATA_DIR:-/tmp/rotation-mariadb}"

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { clientFor, type MongoEndpoint, parseMongoUrl } from './mongo-admin.js';
+import { scriptOutput } from './mysql-server.js';
 import { randomName } from './pg-admin.js';
 
 /** Images and versions pinned in one place. */
@@ -89,7 +90,11 @@ export async function startMongo(): Promise<MongoServer> {
   const port = 58000 + 2 * Math.floor(Math.random() * 500);
   const env = { ...process.env, MONGO_PORT: String(port), MONGO_DATA_DIR: join(dir, 'data') };
   const script = join(import.meta.dirname, '../../scripts/start-mongo.sh');
-  const { stdout } = await promisify(execFile)('bash', [script], { env, timeout: 900_000 });
+  const { stdout } = await promisify(execFile)('bash', [script], { env, timeout: 900_000 }).catch(
+    (error) => {
+      throw new Error(`scripts/start-mongo.sh failed: ${scriptOutput(error)}`);
+    },
+  );
   const exported = Object.fromEntries(
     [...stdout.matchAll(/^export (\w+)=(.*)$/gm)].map((match) => [match[1], match[2]]),
   );

@@ -19,6 +19,13 @@ export interface MysqlServer {
 const dockerReachable = (): boolean =>
   Boolean(process.env.DOCKER_HOST) || existsSync('/var/run/docker.sock');
 
+/** What a failed script said on stderr (its last lines), for the reason a server did not start. */
+export function scriptOutput(error: unknown): string {
+  const stderr = String((error as { stderr?: unknown }).stderr ?? '').trim();
+  const message = error instanceof Error ? error.message.split('\n')[0] : String(error);
+  return stderr ? stderr.split('\n').slice(-5).join(' | ') : (message ?? 'no output');
+}
+
 const MARIADB_BINARIES = ['/usr/sbin/mariadbd', '/usr/sbin/mysqld'];
 
 /**
@@ -60,7 +67,9 @@ export async function startMysql(): Promise<MysqlServer> {
       MARIADB_NO_INSTALL: 'true',
     };
     const script = join(import.meta.dirname, '../../scripts/start-mariadb.sh');
-    const { stdout } = await promisify(execFile)('bash', [script], { env });
+    const { stdout } = await promisify(execFile)('bash', [script], { env }).catch((error) => {
+      throw new Error(`scripts/start-mariadb.sh failed: ${scriptOutput(error)}`);
+    });
     const url = /export MYSQL_ADMIN_URL=(\S+)/.exec(stdout)?.[1];
     if (!url) throw new Error(`scripts/start-mariadb.sh printed no MYSQL_ADMIN_URL:\n${stdout}`);
     return {
