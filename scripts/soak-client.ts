@@ -193,8 +193,10 @@ async function apiDriver(config: ClientConfig): Promise<Driver> {
           throw error instanceof AuthenticationError ? new AuthFailure('key refused') : error;
         }
       };
+      // An API call has no sign-in apart from the call: the call is the sign-in (retried by
+      // the client on a refusal), and the "query" on the result has nothing more to do.
       await once();
-      return { query: once, close: async () => {} };
+      return { query: async () => {}, close: async () => {} };
     },
   };
 }
@@ -306,7 +308,8 @@ function applicationFor(config: ClientConfig, driver: Driver | undefined): Appli
         secretId: config.secretId,
         secretRegion: config.region,
         secretEndpoint: config.endpoint,
-        secretExpirationSec: config.cacheSeconds,
+        // No cache age: 2.0.1, the release on npm, keeps the secret until a sign-in is refused
+        // (`secretExpirationSec` came later, and mysql2 warns about it as an unknown option).
       };
       const info = wrapperTarget;
       if (!info) throw new Error('wrapper target not resolved');
