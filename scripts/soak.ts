@@ -587,6 +587,13 @@ async function main() {
   ].join('\n');
   writeFileSync(OUT, text);
   console.log(text);
+  for (const row of rows) {
+    if (row.report && row.report.failedQueries > 0) {
+      console.log(
+        `${row.target} ${row.strategy} ${row.client}: failed queries by kind ${JSON.stringify(row.report.failures)}`,
+      );
+    }
+  }
   const failing = rows.filter((row) => broken(row).length > 0);
   for (const row of failing) {
     console.error(
