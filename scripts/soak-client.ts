@@ -6,7 +6,8 @@
  *
  * Clients (each a library nobody here wrote):
  * - `wrapper`: aws-advanced-nodejs-wrapper (pg / mysql2) with its `secretsManager` plugin, which
- *   caches the secret for `secretExpirationSec` and re-fetches it once when a sign-in is refused;
+ *   caches the secret (2.0.1, the release on npm: until a refusal; `secretExpirationSec` came in
+ *   2.1) and re-reads AWSCURRENT once when a sign-in is refused;
  * - `powertools`: `@aws-lambda-powertools/parameters` SecretsProvider.get with `maxAge`; on an
  *   authentication failure it retries once with `forceFetch` and, when AWSCURRENT is still the
  *   value that was just refused (the single-user window), with AWSPENDING;
