@@ -2,7 +2,8 @@ import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { provided } from '../support/servers.js';
 
 /**
  * The soak (`npm run soak`) is what says "no outage": it must fail when a rotation costs an
@@ -34,7 +35,7 @@ describe('the soak (applications under rotation)', () => {
           out,
         ],
         {
-          env: { ...process.env, PG_ADMIN_URL: inject('pgAdminUrl'), ...env },
+          env: { ...process.env, PG_ADMIN_URL: provided('pgAdminUrl'), ...env },
           timeout: 240_000,
         },
         (error, _stdout, stderr) => resolve({ code: error ? Number(error.code ?? 1) : 0, stderr }),
