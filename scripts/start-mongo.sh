@@ -47,12 +47,20 @@ stop_server() {
 # download the exact version from the proxy (checked against sum.golang.org), add that file, build.
 install_ferretdb() {
   local work dir started=$SECONDS
+  # Go's own installer puts it in /usr/local/go, which a plain PATH may lack.
+  if ! command -v go >/dev/null && [ -x /usr/local/go/bin/go ]; then export PATH="$PATH:/usr/local/go/bin"; fi
   if ! command -v go >/dev/null; then
-    log "Go not found; installing it from apt (a newer toolchain, if needed, comes from the module proxy)"
+    log "Go not found; installing it from apt"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq >&2
     apt-get install -y -qq golang-go >&2
   fi
+  # FerretDB's go.mod asks for Go 1.22; a go command of 1.21 or later fetches that toolchain from
+  # the module proxy by itself (GOTOOLCHAIN=auto), an older one (Debian 12's apt gives 1.19) fails
+  # with "unknown directive: toolchain". Say so instead.
+  local minor
+  minor=$(go env GOVERSION | sed -nE 's/^go1\.([0-9]+).*/\1/p')
+  [ "${minor:-0}" -ge 21 ] || fail "$(go version) is older than Go 1.21, which building FerretDB needs: install Go 1.21 or later (https://go.dev/doc/install, or your distribution's backports), or set MONGO_ADMIN_URL to a MongoDB server"
   log "building FerretDB $VERSION with $(go version | awk '{print $3}') into $BIN"
   work=$(mktemp -d)
   trap 'rm -rf "$work"' RETURN
@@ -86,7 +94,9 @@ if [ "${1:-}" = "--stop" ]; then
   exit 0
 fi
 
-if ! [ -x "$BIN" ] || ! "$BIN" --version 2>/dev/null | grep -qx "version: $VERSION"; then
+# The version output is read whole first: `--version | grep -q` under pipefail failed whenever grep
+# quit before ferretdb had written its last line (SIGPIPE), and rebuilt a good binary.
+if ! [ -x "$BIN" ] || ! grep -qx "version: $VERSION" <<<"$("$BIN" --version 2>/dev/null || true)"; then
   install_ferretdb
 fi
 for port in "$PORT" "$TLS_PORT"; do
