@@ -156,9 +156,16 @@ export class FakeStripe extends FakeProviderServer<StripeKey> {
 
   /** Checks the management headers; undefined when the request may proceed. */
   private refuseManagement(request: FakeRequest): FakeResponse | undefined {
+    // v2 error bodies always carry a code (the preview document's v2.error requires one); it
+    // names none for 401 and 403, so these two are the fake's own.
     const token = bearer(request);
     if (token === undefined) {
-      return error(401, 'invalid_request_error', 'You did not provide an API key.');
+      return error(
+        401,
+        'invalid_request_error',
+        'You did not provide an API key.',
+        'api_key_missing',
+      );
     }
     if (token !== this.managingKey) {
       if (this.bySecret(token)) {
@@ -166,9 +173,15 @@ export class FakeStripe extends FakeProviderServer<StripeKey> {
           403,
           'invalid_request_error',
           `The provided key '${redacted(token)}' does not have the required permissions for this endpoint.`,
+          'api_key_permission_denied',
         );
       }
-      return error(401, 'invalid_request_error', `Invalid API Key provided: ${redacted(token)}`);
+      return error(
+        401,
+        'invalid_request_error',
+        `Invalid API Key provided: ${redacted(token)}`,
+        'api_key_invalid',
+      );
     }
     if (request.headers['stripe-version'] !== this.apiVersion) {
       return error(
