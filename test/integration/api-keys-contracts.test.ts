@@ -315,6 +315,18 @@ describe("Stripe's Managed API Keys against stripe/openapi's private preview (st
     expect(named).toEqual(handled.map(() => 400));
   });
 
+  it('accepts, as STRIPE_API_VERSION, the preview version the document is published under', () => {
+    // Arrange
+    const { version } = v2.pinned.info;
+
+    // Act
+    const create = () => createStripe({ env: { STRIPE_API_VERSION: version } });
+
+    // Assess
+    expect(version).toBe('2026-07-29.preview');
+    expect(create).not.toThrow();
+  });
+
   it('counts a key Stripe answers "already expired" (400 api_key_expired) as revoked', async () => {
     // Prepare
     const key = testMode.fake.seedKey('expired-twice');

@@ -76,7 +76,11 @@ export function encryptCompactJwe(
     .join('.');
 }
 
-/** The version of Stripe's private-preview document that describes /v2/iam/api_keys. */
+/**
+ * A preview version with /v2/iam/api_keys: a later copy of Stripe's private-preview document is
+ * `2026-09-30.preview`; the pinned one (test/contracts/stripe_v2_iam_api_keys.json) is
+ * `2026-07-29.preview`.
+ */
 export const STRIPE_FAKE_API_VERSION = '2026-09-30.preview';
 
 export class FakeStripe extends FakeProviderServer<StripeKey> {
