@@ -263,6 +263,12 @@ describe("Stripe's Managed API Keys against stripe/openapi's private preview (st
     await settle(provider().list(admin(testMode, { stripe_context: undefined }), {}, call)); // 400
     await settle(provider().list(admin(testMode, { key: holder.secret }), {}, call)); // 403
     await settle(provider().list(admin(testMode, { key: 'sk_test_unknown' }), {}, call)); // 401
+    await settle(provider().list(admin(testMode, { stripe_context: 'acct_other' }), {}, call)); // 403
+    const otherVersion = createStripe({
+      baseUrl: testMode.fake.baseUrl,
+      apiVersion: '2025-01-01.preview',
+    }) as KeyProvider<Record<string, never>, unknown>;
+    await settle(otherVersion.list(admin(), {}, call)); // 400, a preview without the API
     testMode.fake.rateLimitNext(1, { resetSeconds: 0 });
     await settle(provider().list(admin(), {}, call)); // 429, then 200
     testMode.fake.maxKeys = testMode.fake.liveKeys().length;

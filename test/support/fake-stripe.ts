@@ -161,7 +161,7 @@ export class FakeStripe extends FakeProviderServer<StripeKey> {
   /** Checks the management headers; undefined when the request may proceed. */
   private refuseManagement(request: FakeRequest): FakeResponse | undefined {
     // v2 error bodies always carry a code (the preview document's v2.error requires one); it
-    // names none for 401 and 403, so these two are the fake's own.
+    // names none for 401, 403 or a refused version or context, so those codes are the fake's own.
     const token = bearer(request);
     if (token === undefined) {
       return error(
@@ -192,6 +192,7 @@ export class FakeStripe extends FakeProviderServer<StripeKey> {
         400,
         'invalid_request_error',
         `This endpoint is only available in preview versions; Stripe-Version ${String(request.headers['stripe-version'])} is not one of them.`,
+        'api_version_not_supported',
       );
     }
     if (this.contextAccount !== undefined && request.headers['stripe-context'] === undefined) {
@@ -210,6 +211,7 @@ export class FakeStripe extends FakeProviderServer<StripeKey> {
         403,
         'invalid_request_error',
         'Stripe-Context must name the account this app is installed on.',
+        'stripe_context_invalid',
       );
     }
     return undefined;
