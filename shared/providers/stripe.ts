@@ -254,11 +254,11 @@ export function createStripe(options: StripeOptions = {}): KeyProvider<StripeSpe
     id: string,
     call: CallContext,
   ): Promise<'revoked' | 'not-found'> {
+    // No body: the preview document's expire operation declares none (no requestBody).
     const request: HttpRequest = {
       method: 'POST',
       url: `${base}/v2/iam/api_keys/${encodeURIComponent(id)}/expire`,
-      headers: { ...managementHeaders(admin, true), 'idempotency-key': randomUUID() },
-      body: '{}',
+      headers: { ...managementHeaders(admin, false), 'idempotency-key': randomUUID() },
       idempotent: true,
       secrets: [admin.key],
     };

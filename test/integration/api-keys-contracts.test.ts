@@ -6,7 +6,8 @@
  * authentication, and every answer the fake gave is checked against that operation's schema.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuthenticationError } from '../../shared/common/errors.js';
@@ -18,10 +19,16 @@ import { apiKeys } from '../../shared/strategies/api-keys.js';
 import { sendGridFixture, stripeFixture, twilioFixture } from '../support/api-key-fixtures.js';
 import { PHONE_NUMBERS_READ } from '../support/fake-twilio.js';
 import { LogRecorder } from '../support/log-recorder.js';
-import { checkTraffic, OpenApiContract } from '../support/openapi-contract.js';
+import {
+  checkTraffic,
+  OpenApiContract,
+  stripeManagedKeysContract,
+} from '../support/openapi-contract.js';
 import { RotationHarness } from '../support/rotation-harness.js';
 
 const harness = new RotationHarness();
+const contractFile = (name: string) =>
+  fileURLToPath(new URL(`../contracts/${name}`, import.meta.url));
 beforeAll(() => harness.start());
 afterAll(() => harness.stop());
 
@@ -208,21 +215,127 @@ describe('Stripe against stripe/openapi (v1 spec3, as pinned by stripe-mock)', (
   });
 });
 
-describe("Stripe's Managed API Keys errors, as its private-preview document names them", () => {
-  const fixture = stripeFixture('test');
-  beforeAll(() => fixture.fake.start());
-  afterAll(() => fixture.fake.stop());
-  const provider = () => fixture.provider() as KeyProvider<Record<string, never>, unknown>;
-  const admin = (fields: Record<string, unknown> = {}) =>
-    provider().parseAdmin(
+describe("Stripe's Managed API Keys against stripe/openapi's private preview (stripe_v2_iam_api_keys)", () => {
+  const testMode = stripeFixture('test');
+  const liveMode = stripeFixture('live');
+  let v1: OpenApiContract;
+  let v2: OpenApiContract;
+  beforeAll(async () => {
+    await testMode.fake.start();
+    await liveMode.fake.start();
+    v1 = await OpenApiContract.load('stripe_spec3_v1.json');
+    v2 = await stripeManagedKeysContract();
+  });
+  afterAll(async () => {
+    await testMode.fake.stop();
+    await liveMode.fake.stop();
+  });
+  const provider = (fixture = testMode) =>
+    fixture.provider() as KeyProvider<Record<string, never>, unknown>;
+  const admin = (fixture = testMode, fields: Record<string, unknown> = {}) =>
+    provider(fixture).parseAdmin(
       { key: fixture.fake.managingKey, stripe_context: fixture.fake.contextAccount, ...fields },
       'managing secret',
       {},
     );
 
+  it('sends only operations of the document, and the fake answers only what it describes', async () => {
+    // Prepare: rotations in test mode (plain token) and live mode (JWE), a list longer than a page.
+    const rotations = [testMode, testMode, liveMode, liveMode].map((fixture) => ({
+      fixture,
+      secretId: fixture.provision(harness).secretId,
+    }));
+    for (let i = 0; i < 120; i++) testMode.fake.seedKey(`bulk-${i}`);
+    const expired = testMode.fake.seedKey('expired-once');
+    const holder = testMode.fake.seedKey('not-a-manager');
+
+    // Act
+    for (const { fixture, secretId } of rotations) {
+      const result = await harness.rotate(
+        harness.handler(apiKeys(provider(fixture), { env: {} })),
+        secretId,
+      );
+      expect(result.completed, String(result.error)).toBe(true);
+    }
+    await settle(provider().revoke(admin(), expired.id, {}, call)); // 200
+    await settle(provider().revoke(admin(), expired.id, {}, call)); // 400 api_key_expired
+    await settle(provider().revoke(admin(), 'mk_unknown', {}, call)); // 404
+    await settle(provider().list(admin(testMode, { stripe_context: undefined }), {}, call)); // 400
+    await settle(provider().list(admin(testMode, { key: holder.secret }), {}, call)); // 403
+    await settle(provider().list(admin(testMode, { key: 'sk_test_unknown' }), {}, call)); // 401
+    await settle(provider().list(admin(testMode, { stripe_context: 'acct_other' }), {}, call)); // 403
+    const otherVersion = createStripe({
+      baseUrl: testMode.fake.baseUrl,
+      apiVersion: '2025-01-01.preview',
+    }) as KeyProvider<Record<string, never>, unknown>;
+    await settle(otherVersion.list(admin(), {}, call)); // 400, a preview without the API
+    testMode.fake.rateLimitNext(1, { resetSeconds: 0 });
+    await settle(provider().list(admin(), {}, call)); // 429, then 200
+    testMode.fake.maxKeys = testMode.fake.liveKeys().length;
+    await settle(provider().mint(admin(), { name: 'over-the-limit', spec: {} }, call)); // 400
+    testMode.fake.resetSwitches();
+
+    // Assess
+    const requests = [...testMode.fake.requests, ...liveMode.fake.requests];
+    const traffic = checkTraffic(requests, [
+      { contract: v1, serves: (path) => path.startsWith('/v1/') },
+      { contract: v2, serves: (path) => path.startsWith('/v2/iam/') },
+    ]);
+    expect(traffic.unpinned).toEqual([]);
+    expect(traffic.failures).toEqual([]);
+    expect(traffic.undescribed).toEqual([]);
+    expect(traffic.statuses).toEqual(expect.arrayContaining([200, 400, 401, 403, 404, 429]));
+    const operations = new Set(
+      requests.map((r) => `${r.method} ${r.path.replace(/\/mk_[A-Za-z0-9]+/, '/{id}')}`),
+    );
+    expect([...operations].sort()).toEqual([
+      'GET /v1/balance',
+      'GET /v2/iam/api_keys',
+      'POST /v2/iam/api_keys',
+      'POST /v2/iam/api_keys/{id}/expire',
+    ]);
+    expect(requests.some((r) => r.query.has('page'))).toBe(true); // the second page was read
+    expect(await serversOf('stripe_v2_iam_api_keys.json')).toContain(STRIPE_BASE_URL);
+  });
+
+  it('handles exactly the error codes the document names for each operation, with its HTTP status', () => {
+    // Arrange: the codes the adapter tells apart, and the operations it expects them from.
+    const handled = [
+      ['GET', '/v2/iam/api_keys', 'api_key_direct_operation_not_supported'],
+      ['POST', '/v2/iam/api_keys', 'api_key_direct_operation_not_supported'],
+      ['POST', '/v2/iam/api_keys', 'api_key_limit_reached'],
+      ['POST', '/v2/iam/api_keys/{id}/expire', 'api_key_direct_operation_not_supported'],
+      ['POST', '/v2/iam/api_keys/{id}/expire', 'api_key_expired'],
+    ] as const;
+
+    // Act
+    const named = handled.map(([method, path, code]) => {
+      const errors = (v2.operation(method, path)?.['x-stripeErrors'] ?? []) as {
+        code: string;
+        httpStatusCode: number;
+      }[];
+      return errors.find((error) => error.code === code)?.httpStatusCode;
+    });
+
+    // Assess
+    expect(named).toEqual(handled.map(() => 400));
+  });
+
+  it('accepts, as STRIPE_API_VERSION, the preview version the document is published under', () => {
+    // Arrange
+    const { version } = v2.pinned.info;
+
+    // Act
+    const create = () => createStripe({ env: { STRIPE_API_VERSION: version } });
+
+    // Assess
+    expect(version).toBe('2026-07-29.preview');
+    expect(create).not.toThrow();
+  });
+
   it('counts a key Stripe answers "already expired" (400 api_key_expired) as revoked', async () => {
     // Prepare
-    const key = fixture.fake.seedKey('expired-once');
+    const key = testMode.fake.seedKey('expired-twice');
     await provider().revoke(admin(), key.id, {}, call);
 
     // Act: the same expire again, as a retried finishSecret sends it.
@@ -230,7 +343,7 @@ describe("Stripe's Managed API Keys errors, as its private-preview document name
 
     // Assess
     expect(again).toBe('revoked');
-    expect(fixture.fake.requests.at(-1)?.response?.body).toMatchObject({
+    expect(testMode.fake.requests.at(-1)?.response?.body).toMatchObject({
       error: { code: 'api_key_expired' },
     });
   });
@@ -238,7 +351,7 @@ describe("Stripe's Managed API Keys errors, as its private-preview document name
   it('says that Stripe-Context is needed when Stripe refuses a direct account', async () => {
     // Act
     const refused = await provider()
-      .list(admin({ stripe_context: undefined }), {}, call)
+      .list(admin(testMode, { stripe_context: undefined }), {}, call)
       .then(
         () => undefined,
         (error: unknown) => error as Error,
@@ -248,6 +361,57 @@ describe("Stripe's Managed API Keys errors, as its private-preview document name
     expect(refused?.message).toMatch(
       /api_key_direct_operation_not_supported.*set "stripe_context" in the managing secret/,
     );
+  });
+
+  it('is the text of the pieces manifest.json records, at the blob it names', () => {
+    // Arrange
+    const manifest = JSON.parse(readFileSync(contractFile('manifest.json'), 'utf8')) as {
+      documents: {
+        file: string;
+        blob?: string;
+        pieces?: { what: string; length: number; sha256: string }[];
+      }[];
+    };
+    const entry = manifest.documents.find((d) => d.file === 'stripe_v2_iam_api_keys.json');
+    const excerpt = v2.pinned as unknown as {
+      openapi: string;
+      info: unknown;
+      servers: unknown;
+      security: unknown;
+      paths: Record<string, unknown>;
+      components: { schemas: Record<string, unknown>; securitySchemes: unknown };
+    };
+    const members = (object: Record<string, unknown>) =>
+      Object.entries(object)
+        .map(([key, value]) => `${JSON.stringify(key)}:${JSON.stringify(value)}`)
+        .join(',');
+    const { schemas } = excerpt.components;
+    const errors = Object.fromEntries(
+      Object.entries(schemas).filter(([name]) => name.startsWith('v2.error.')),
+    );
+
+    // Act: each piece rebuilt from the excerpt, as compact JSON in the document's own key order.
+    const rebuilt = [
+      members({
+        openapi: excerpt.openapi,
+        info: excerpt.info,
+        servers: excerpt.servers,
+        security: excerpt.security,
+      }),
+      members({ '/v2/iam/api_keys': excerpt.paths['/v2/iam/api_keys'] }),
+      members({ '/v2/iam/api_keys/{id}/expire': excerpt.paths['/v2/iam/api_keys/{id}/expire'] }),
+      members({ 'v2.error': schemas['v2.error'] }),
+      members(errors),
+      members({ 'v2.iam.api_key': schemas['v2.iam.api_key'] }),
+      members({ securitySchemes: excerpt.components.securitySchemes }),
+    ].map((text) => ({
+      length: text.length,
+      sha256: createHash('sha256').update(text, 'utf8').digest('hex'),
+    }));
+
+    // Assess
+    expect(entry?.blob).toBe('c94e49503a6d50216125fca4cc64d630b1af81dc');
+    expect(rebuilt).toEqual(entry?.pieces?.map(({ length, sha256 }) => ({ length, sha256 })));
   });
 });
 

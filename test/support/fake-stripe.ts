@@ -76,7 +76,11 @@ export function encryptCompactJwe(
     .join('.');
 }
 
-/** The version of Stripe's private-preview document that describes /v2/iam/api_keys. */
+/**
+ * A preview version with /v2/iam/api_keys: a later copy of Stripe's private-preview document is
+ * `2026-09-30.preview`; the pinned one (test/contracts/stripe_v2_iam_api_keys.json) is
+ * `2026-07-29.preview`.
+ */
 export const STRIPE_FAKE_API_VERSION = '2026-09-30.preview';
 
 export class FakeStripe extends FakeProviderServer<StripeKey> {
@@ -156,9 +160,16 @@ export class FakeStripe extends FakeProviderServer<StripeKey> {
 
   /** Checks the management headers; undefined when the request may proceed. */
   private refuseManagement(request: FakeRequest): FakeResponse | undefined {
+    // v2 error bodies always carry a code (the preview document's v2.error requires one); it
+    // names none for 401, 403 or a refused version or context, so those codes are the fake's own.
     const token = bearer(request);
     if (token === undefined) {
-      return error(401, 'invalid_request_error', 'You did not provide an API key.');
+      return error(
+        401,
+        'invalid_request_error',
+        'You did not provide an API key.',
+        'api_key_missing',
+      );
     }
     if (token !== this.managingKey) {
       if (this.bySecret(token)) {
@@ -166,15 +177,22 @@ export class FakeStripe extends FakeProviderServer<StripeKey> {
           403,
           'invalid_request_error',
           `The provided key '${redacted(token)}' does not have the required permissions for this endpoint.`,
+          'api_key_permission_denied',
         );
       }
-      return error(401, 'invalid_request_error', `Invalid API Key provided: ${redacted(token)}`);
+      return error(
+        401,
+        'invalid_request_error',
+        `Invalid API Key provided: ${redacted(token)}`,
+        'api_key_invalid',
+      );
     }
     if (request.headers['stripe-version'] !== this.apiVersion) {
       return error(
         400,
         'invalid_request_error',
         `This endpoint is only available in preview versions; Stripe-Version ${String(request.headers['stripe-version'])} is not one of them.`,
+        'api_version_not_supported',
       );
     }
     if (this.contextAccount !== undefined && request.headers['stripe-context'] === undefined) {
@@ -193,6 +211,7 @@ export class FakeStripe extends FakeProviderServer<StripeKey> {
         403,
         'invalid_request_error',
         'Stripe-Context must name the account this app is installed on.',
+        'stripe_context_invalid',
       );
     }
     return undefined;

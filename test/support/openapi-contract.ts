@@ -62,6 +62,29 @@ function nullableWithoutType(value: unknown): unknown {
   return object;
 }
 
+/**
+ * Stripe's v2 error answers are `oneOf: [<each error the operation names>…, v2.error]`, and
+ * `v2.error` (any `code`) also matches every named one, so a literal `oneOf` refuses every real
+ * error body (it matches two branches). Read as the document means it, "one of these shapes":
+ * `anyOf`. Only a `oneOf` that lists `catchAll` among its branches is rewritten.
+ */
+function oneOfWithCatchAll(value: unknown, catchAll: string): unknown {
+  if (Array.isArray(value)) return value.map((item) => oneOfWithCatchAll(item, catchAll));
+  if (!value || typeof value !== 'object') return value;
+  const object = Object.fromEntries(
+    Object.entries(value).map(([key, child]) => [key, oneOfWithCatchAll(child, catchAll)]),
+  ) as Record<string, unknown>;
+  const branches = object.oneOf;
+  if (
+    Array.isArray(branches) &&
+    branches.some((branch) => (branch as { $ref?: unknown } | null)?.$ref === catchAll)
+  ) {
+    const { oneOf: _, ...rest } = object;
+    return { ...rest, anyOf: branches };
+  }
+  return object;
+}
+
 /** Validation errors as "path keyword message", without the offending value. */
 const describeErrors = (
   errors: readonly { instancePath?: string; message?: string }[] | null | undefined,
@@ -73,6 +96,7 @@ export class OpenApiContract {
     readonly file: string,
     private readonly api: OpenAPIBackend,
     private readonly document: Document,
+    private readonly pageCursor?: string,
   ) {}
 
   /** Loads test/contracts/<file>, checks it is valid OpenAPI, and prepares its operations. */
@@ -81,6 +105,13 @@ export class OpenApiContract {
     options: {
       /** Formats the document uses in another sense than JSON Schema's (name -> ajv-formats name). */
       formatAliases?: Record<string, string>;
+      /** A schema every `oneOf` lists as its last resort: such a `oneOf` is read as `anyOf`. */
+      oneOfCatchAll?: string;
+      /**
+       * Query parameters a follow-up page URL carries that the operations do not declare (an
+       * opaque cursor): accepted on GET requests, with any value.
+       */
+      pageCursor?: string;
     } = {},
   ): Promise<OpenApiContract> {
     const document = JSON.parse(readFileSync(`${CONTRACTS}${file}`, 'utf8')) as Document;
@@ -92,10 +123,11 @@ export class OpenApiContract {
         `${file} is not a valid OpenAPI ${document.openapi} document: ${JSON.stringify(validity.errors).slice(0, 2000)}`,
       );
     }
+    let definition: unknown = structuredClone(document);
+    if (document.openapi.startsWith('3.0')) definition = nullableWithoutType(definition);
+    if (options.oneOfCatchAll) definition = oneOfWithCatchAll(definition, options.oneOfCatchAll);
     const api = new OpenAPIBackend({
-      definition: (document.openapi.startsWith('3.0')
-        ? nullableWithoutType(structuredClone(document))
-        : structuredClone(document)) as Document,
+      definition: definition as Document,
       strict: true,
       // The document was validated above, with a validator that knows its OpenAPI version.
       quick: true,
@@ -112,7 +144,7 @@ export class OpenApiContract {
       },
     });
     await api.init();
-    return new OpenApiContract(file, api, document);
+    return new OpenApiContract(file, api, document, options.pageCursor);
   }
 
   /** The base URLs the document declares (its own and its paths'), without a trailing slash. */
@@ -136,6 +168,17 @@ export class OpenApiContract {
     return media?.schema?.properties?.[field] as { description?: string } | undefined;
   }
 
+  /** One operation of the document, as it gives it. */
+  operation(method: string, path: string): Record<string, unknown> | undefined {
+    const item = this.document.paths?.[path] as Record<string, unknown> | undefined;
+    return item?.[method.toLowerCase()] as Record<string, unknown> | undefined;
+  }
+
+  /** The whole document, as pinned. */
+  get pinned(): Document {
+    return this.document;
+  }
+
   /** Checks one recorded exchange. */
   check(recorded: RecordedRequest): ContractCheck {
     const problems: string[] = [];
@@ -143,6 +186,7 @@ export class OpenApiContract {
       Object.entries(recorded.headers).map(([name, value]) => [name, String(value)]),
     );
     const query = Object.fromEntries(recorded.query.entries());
+    if (this.pageCursor && recorded.method === 'GET') delete query[this.pageCursor];
     const request = { method: recorded.method, path: recorded.path, headers, query };
     const operation = this.api.router.matchOperation(request) as Operation | undefined;
     const label = `${recorded.method} ${recorded.path} -> ${recorded.status}`;
@@ -290,14 +334,30 @@ export async function contractsOf(
         },
       ];
     case 'Stripe':
-      // The Managed API Keys paths (/v2/iam/…) have no pinned document (README there).
       return [
         {
           contract: await OpenApiContract.load('stripe_spec3_v1.json'),
           serves: (p) => p.startsWith('/v1/'),
         },
+        {
+          contract: await stripeManagedKeysContract(),
+          serves: (p) => p.startsWith('/v2/iam/'),
+        },
       ];
   }
+}
+
+/**
+ * Stripe's private-preview Managed API Keys operations (test/contracts/stripe_v2_iam_api_keys.json),
+ * with the two readings the document needs: its error `oneOf`s end in the catch-all `v2.error`,
+ * and a v2 list's `next_page_url` carries a `page` cursor its operation does not declare (the
+ * document's own activity-log example: `/v2/iam/activity_logs?page=page_…`).
+ */
+export function stripeManagedKeysContract(): Promise<OpenApiContract> {
+  return OpenApiContract.load('stripe_v2_iam_api_keys.json', {
+    oneOfCatchAll: '#/components/schemas/v2.error',
+    pageCursor: 'page',
+  });
 }
 
 /** Checks every exchange of a fake's log against the document that serves its path. */
