@@ -63,6 +63,25 @@ interface Connection {
   close(): Promise<void>;
 }
 
+/**
+ * Opens `client` and gives the application's view of it: `query` runs `work`, `close` ends it.
+ * A client whose connect fails is closed before the error goes on, so a refused sign-in leaves
+ * no socket behind.
+ */
+async function held(
+  client: { connect(): Promise<unknown> },
+  work: () => Promise<unknown>,
+  close: () => Promise<unknown>,
+): Promise<Connection> {
+  try {
+    await client.connect();
+  } catch (error) {
+    await close().catch(() => {});
+    throw error;
+  }
+  return { query: async () => void (await work()), close: async () => void (await close()) };
+}
+
 /** How one target is reached with explicit credentials (naive and Powertools clients). */
 interface Driver {
   connect(credentials: Credentials): Promise<Connection>;
@@ -104,16 +123,11 @@ function dbDriver(target: DbTarget): Driver {
           connectionTimeoutMillis: 5_000,
         });
         client.on('error', () => {});
-        try {
-          await client.connect();
-        } catch (error) {
-          await client.end().catch(() => {});
-          throw error;
-        }
-        return {
-          query: async () => void (await client.query('SELECT 1')),
-          close: () => client.end(),
-        };
+        return held(
+          client,
+          () => client.query('SELECT 1'),
+          () => client.end(),
+        );
       },
     };
   }
@@ -146,16 +160,11 @@ function dbDriver(target: DbTarget): Driver {
         connectTimeoutMS: 5_000,
         maxPoolSize: 1,
       });
-      try {
-        await client.connect();
-      } catch (error) {
-        await client.close().catch(() => {});
-        throw error;
-      }
-      return {
-        query: async () => void (await client.db('admin').command({ ping: 1 })),
-        close: () => client.close(),
-      };
+      return held(
+        client,
+        () => client.db('admin').command({ ping: 1 }),
+        () => client.close(),
+      );
     },
   };
 }
@@ -319,29 +328,19 @@ function applicationFor(config: ClientConfig, driver: Driver | undefined): Appli
       if (config.target === 'postgres') {
         const { AwsPGClient } = await import('aws-advanced-nodejs-wrapper/pg');
         const client = new AwsPGClient({ ...props, database: info.dbname ?? 'postgres' });
-        try {
-          await client.connect();
-        } catch (error) {
-          await client.end().catch(() => {});
-          throw error;
-        }
-        return {
-          query: async () => void (await client.query('SELECT 1')),
-          close: () => client.end(),
-        };
+        return held(
+          client,
+          () => client.query('SELECT 1'),
+          () => client.end(),
+        );
       }
       const { AwsMySQLClient } = await import('aws-advanced-nodejs-wrapper/mysql');
       const client = new AwsMySQLClient(props);
-      try {
-        await client.connect();
-      } catch (error) {
-        await client.end().catch(() => {});
-        throw error;
-      }
-      return {
-        query: async () => void (await client.query('SELECT 1')),
-        close: () => client.end(),
-      };
+      return held(
+        client,
+        () => client.query('SELECT 1'),
+        () => client.end(),
+      );
     },
   };
 }
