@@ -1,10 +1,11 @@
-// A Stryker ignorer (stryker.config.mjs, `ignorers`): skips the text of log lines and error
-// messages, which the issue lets mutation testing exclude. Only the message itself is skipped:
-//   logger.debug|info|warn|error(<message>, ...)   the first argument
-//   new <Name>Error(<message>, ...)                the first argument (the field named by the
-//                                                 second argument is still mutated)
-// and only when that argument is a string or template literal, or a conditional choosing
-// between two of them. A template's ${expressions} are part of its text and skipped with it.
+// A Stryker ignorer (stryker.config.mjs, `ignorers`): skips what only changes the content of a
+// log line or the text of an error message, which the issue lets mutation testing exclude:
+//   logger.debug|info|warn|error(<message>, <fields>...)   every argument: the line's text and
+//       its fields (which user, which key id); whether a line is written, and every value
+//       the protocol redacts from it, are still mutated (the call itself is not skipped)
+//   new <Name>Error(<message>, ...)   the first argument, when it is a string or template
+//       literal or a conditional choosing between two; the field named by the second argument
+//       is still mutated. A template's ${expressions} are part of its text and skipped with it.
 import { declareValuePlugin, PluginKind } from '@stryker-mutator/api/plugin';
 
 const LOG_LEVELS = new Set(['debug', 'info', 'warn', 'error']);
@@ -36,14 +37,11 @@ function isMessageCall(node) {
 const ignorer = {
   shouldIgnore(path) {
     const parent = path.parentPath;
-    if (
-      parent &&
-      isMessageCall(parent.node) &&
-      parent.node.arguments[0] === path.node &&
-      isText(path.node)
-    ) {
-      return 'log or error message text (stryker.config.mjs: ignorers)';
+    if (!parent || !isMessageCall(parent.node) || !parent.node.arguments.includes(path.node)) {
+      return undefined;
     }
+    if (parent.node.type === 'CallExpression') return 'log line content (message and fields)';
+    if (parent.node.arguments[0] === path.node && isText(path.node)) return 'error message text';
     return undefined;
   },
 };
