@@ -143,7 +143,7 @@ describe('step metrics through Powertools', () => {
     const quiet = vi.spyOn(console, 'log').mockImplementation(() => {});
     metrics.publishStoredMetrics = () => {
       lines.push(JSON.stringify(metrics.serializeMetrics()));
-      publish();
+      return publish();
     };
     try {
       const step = powertoolsStepMetrics(metrics);
