@@ -21,8 +21,8 @@ export default {
   // target in bench/mutation.md). types.ts files hold only types and constants. Each scope keeps
   // its own incremental file.
   mutate: [...SCOPES[scope], '!shared/**/types.ts'],
-  // Exclusions, stated (the issue allows log and message strings): mutants inside the
-  // arguments of a logger call (the line's text and its fields) and in the message text of an
+  // Exclusions, stated (the issue allows log and message strings): mutants of a logger call
+  // (the line's text, its fields, whether it is written) and of the message text of an
   // error constructor (its first argument, when a string or template literal) are ignored, by
   // the ignorer in scripts/stryker-ignore-messages.mjs; bench/mutation.md counts them. Tests
   // match an error by its class and the field or step it names, not by its wording. Every other

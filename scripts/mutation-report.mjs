@@ -34,6 +34,7 @@ function summarise(report) {
   const { systemUnderTestMetrics } = calculateMutationTestMetrics(report);
   const files = {};
   const survivors = [];
+  const ignoredBy = {};
   const collect = (node) => {
     if (node.file) {
       const path = node.file.name.replace(/^.*?(shared\/)/, '$1');
@@ -50,6 +51,12 @@ function summarise(report) {
       };
       const lines = node.file.source.split('\n');
       for (const mutant of node.file.mutants) {
+        if (mutant.status === 'Ignored') {
+          const reason = /static/i.test(mutant.statusReason ?? '')
+            ? 'static mutant'
+            : (mutant.statusReason ?? 'ignored');
+          ignoredBy[reason] = (ignoredBy[reason] ?? 0) + 1;
+        }
         if (mutant.status !== 'Survived' && mutant.status !== 'NoCoverage') continue;
         const line = mutant.location.start.line;
         survivors.push({
@@ -78,6 +85,7 @@ function summarise(report) {
       score: Number(total.mutationScore.toFixed(2)),
       coveredScore: Number(total.mutationScoreBasedOnCoveredCode.toFixed(2)),
     },
+    ignoredBy,
     files,
     survivors,
   };
@@ -157,7 +165,7 @@ function render(recorded) {
     out.push(`## ${TITLES[run] ?? run}`, '');
     out.push(
       `Run \`${run}\`, ${r.date} UTC${r.command ? `: \`${r.command}\`` : ''}${r.seconds ? `, ${r.seconds} s` : ''}.`,
-      `**${pct(r.total.score)}** of ${r.total.mutants - r.total.ignored} valid mutants detected (${pct(r.total.coveredScore)} of those the tests reach); ${r.total.ignored} ignored.`,
+      `**${pct(r.total.score)}** of ${r.total.mutants - r.total.ignored} valid mutants detected (${pct(r.total.coveredScore)} of those the tests reach); ${r.total.ignored} ignored${r.ignoredBy ? ` (${Object.entries(r.ignoredBy).map(([why, n]) => `${n} ${why}`).join(', ')})` : ''}.`,
       '',
       '| file | mutants | killed | timed out | survived | no coverage | ignored | score |',
       '|---|---:|---:|---:|---:|---:|---:|---:|',

@@ -1,8 +1,8 @@
 // A Stryker ignorer (stryker.config.mjs, `ignorers`): skips what only changes the content of a
 // log line or the text of an error message, which the issue lets mutation testing exclude:
-//   logger.debug|info|warn|error(<message>, <fields>...)   every argument: the line's text and
-//       its fields (which user, which key id); whether a line is written, and every value
-//       the protocol redacts from it, are still mutated (the call itself is not skipped)
+//   logger.debug|info|warn|error(<message>, <fields>...)   the whole call: the line's text,
+//       its fields (which user, which key id) and whether it is written at all. What the
+//       protocol redacts from a line is decided elsewhere (handler.ts) and is still mutated.
 //   new <Name>Error(<message>, ...)   the first argument, when it is a string or template
 //       literal or a conditional choosing between two; the field named by the second argument
 //       is still mutated. A template's ${expressions} are part of its text and skipped with it.
@@ -36,12 +36,17 @@ function isMessageCall(node) {
 
 const ignorer = {
   shouldIgnore(path) {
+    // A whole log call: its text, its fields, and whether the line is written at all.
+    if (path.node.type === 'CallExpression' && isMessageCall(path.node)) return 'log line';
     const parent = path.parentPath;
-    if (!parent || !isMessageCall(parent.node) || !parent.node.arguments.includes(path.node)) {
-      return undefined;
+    if (
+      parent?.node.type === 'NewExpression' &&
+      isMessageCall(parent.node) &&
+      parent.node.arguments[0] === path.node &&
+      isText(path.node)
+    ) {
+      return 'error message text';
     }
-    if (parent.node.type === 'CallExpression') return 'log line content (message and fields)';
-    if (parent.node.arguments[0] === path.node && isText(path.node)) return 'error message text';
     return undefined;
   },
 };

@@ -13,7 +13,12 @@ import {
 } from '../../shared/common/errors.js';
 import type { KeyProvider } from '../../shared/providers/types.js';
 import { createRotationHandler } from '../../shared/rotation/handler.js';
-import { apiKeys } from '../../shared/strategies/api-keys.js';
+import {
+  apiKeySettings,
+  apiKeys,
+  arnMatches,
+  parseApiKeySecret,
+} from '../../shared/strategies/api-keys.js';
 import {
   allowing,
   ownPrefix,
@@ -609,5 +614,183 @@ describe('API-key finishSecret', () => {
     expect(thrown).toBeInstanceOf(RotationError);
     expect(thrown?.message).toContain(superseded);
     expect(fake.versionOf(secretId)).toBe(token);
+  });
+});
+
+describe('ARN patterns of allowedsecrets', () => {
+  const arn = 'arn:aws:secretsmanager:us-east-1:123456789012:secret:team-a/mailer-AbCdEf';
+  it.each([
+    [arn, true],
+    [`${arn.slice(0, -1)}g`, false],
+    [`${arn}x`, false],
+    [arn.slice(0, -1), false],
+    ['*', true],
+    ['*AbCdEf', true],
+    ['*AbCdEg', false],
+    ['arn:*:secret:*-AbCdEf', true],
+    [`${arn}*`, true],
+    [`${arn}**`, true],
+    [`${arn}?`, false],
+    ['arn:aws:secretsmanager:us-east-1:123456789012:secret:team-a/*-??????', true],
+    ['arn:aws:secretsmanager:us-east-1:123456789012:secret:team-a/*-?????', false],
+    ['arn:aws:secretsmanager:us-east-1:123456789012:secret:team-a/*?????', true],
+    ['arn:aws:secretsmanager:us-east-1:123456789012:secret:team-a/mailer-?????', false],
+    ['arn:*mailer*x', false],
+  ])('%s matches: %s', (pattern, expected) => {
+    expect(arnMatches(pattern, arn)).toBe(expected);
+  });
+
+  it('matches the empty ARN only with an empty or all-star pattern', () => {
+    expect([arnMatches('', ''), arnMatches('**', ''), arnMatches('?', '')]).toEqual([
+      true,
+      true,
+      false,
+    ]);
+  });
+
+  it('lets a managing secret list several patterns, any one of which admits the secret', async () => {
+    const name = `twilio/${randomSuffix()}`;
+    const adminArn = fake.createSecret({
+      name: `api-key-admin/${randomSuffix()}`,
+      secretString: JSON.stringify({
+        account_sid: twilio.fake.accountSid,
+        auth_token: twilio.fake.authToken,
+        allowedsecrets: ['arn:aws:secretsmanager:*:*:secret:other/*', `arn:*:secret:${name}-*`],
+      }),
+    });
+    const first = twilio.fake.seedKey(`sms-${randomSuffix()}`);
+    const secretId = fake.createSecret({
+      name,
+      secretString: JSON.stringify({
+        provider: 'twilio',
+        key: first.secret,
+        key_id: first.id,
+        account_sid: twilio.fake.accountSid,
+        adminarn: adminArn,
+      }),
+    });
+    const result = await rotation(twilio, secretId);
+    expect(result.completed, String(result.error)).toBe(true);
+  });
+});
+
+describe('API-key settings', () => {
+  it('reads settings with white space around them, and options over the environment', () => {
+    expect(
+      apiKeySettings({
+        env: {
+          REVOKE_DEMOTED_KEY: ' immediately ',
+          KEY_NAME_PREFIX: ' team-a ',
+          KEY_PROPAGATION_TIMEOUT_SECONDS: ' 0 ',
+        },
+      }),
+    ).toMatchObject({
+      revokeDemotedKey: 'immediately',
+      keyNamePrefix: 'team-a',
+      propagationTimeoutMs: 0,
+    });
+    expect(
+      apiKeySettings({
+        env: { KEY_PROPAGATION_TIMEOUT_SECONDS: 'not a number', REVOKE_DEMOTED_KEY: 'bad' },
+        propagationTimeoutMs: 5,
+        revokeDemotedKey: 'next-rotation',
+      }),
+    ).toMatchObject({ propagationTimeoutMs: 5, revokeDemotedKey: 'next-rotation' });
+    expect(
+      apiKeySettings({ env: { KEY_PROPAGATION_TIMEOUT_SECONDS: '900' } }).propagationTimeoutMs,
+    ).toBe(900_000);
+  });
+
+  it.each(['-1', '901', '1.5', 'x'])('refuses KEY_PROPAGATION_TIMEOUT_SECONDS %j', (value) => {
+    expect(() => apiKeySettings({ env: { KEY_PROPAGATION_TIMEOUT_SECONDS: value } })).toThrow(
+      ConfigurationError,
+    );
+  });
+
+  it.each([
+    ['provider', { provider: 'p'.repeat(65) }],
+    ['key', { key: 'k'.repeat(4097) }],
+    ['adminarn', { adminarn: `arn:${'a'.repeat(2045)}` }],
+  ])('refuses a secret whose %s is too long, naming it', (field, fields) => {
+    const provider = sendgrid.provider();
+    const text = JSON.stringify({ provider: 'sendgrid', key: 'SG.x', key_id: 'abc', ...fields });
+    expect(() => parseApiKeySecret(text, 'AWSCURRENT', provider)).toThrow(
+      expect.objectContaining({ field }),
+    );
+  });
+
+  it('keeps key names within the provider limit with the longest prefix', async () => {
+    const { secretId } = twilio.provision(harness);
+    const prefix = 'p'.repeat(24);
+    const result = await rotation(twilio, secretId, { KEY_NAME_PREFIX: prefix });
+    expect(result.completed, String(result.error)).toBe(true);
+    const minted = twilio.fake.key(value(secretId).key_id);
+    expect(minted?.name.startsWith(`${prefix}-`)).toBe(true);
+    expect(minted?.name.length).toBeLessThanOrEqual(twilio.provider().maxNameLength);
+  });
+});
+
+describe('API-key waiting and errors', () => {
+  /** A provider whose verify refuses every key, as a key that has not propagated yet. */
+  function refusing(fixture: ProviderFixture) {
+    const provider = fixture.provider();
+    return {
+      ...provider,
+      async verify() {
+        throw new AuthenticationError(`${provider.name} refused the key`);
+      },
+    } satisfies KeyProvider<unknown, unknown>;
+  }
+
+  it('waits with a doubling delay (jittered to half of it at least), up to the propagation limit', async () => {
+    const { secretId } = sendgrid.provision(harness);
+    const token = fake.startRotation(secretId);
+    await step(sendgrid, secretId, token, 'createSecret');
+    const slept: number[] = [];
+    const thrown = await failure(
+      createRotationHandler({
+        strategy: apiKeys(refusing(sendgrid), {
+          propagationTimeoutMs: 3_000,
+          sleep: async (ms) => void slept.push(ms),
+        }),
+        env: {},
+      })(
+        { Step: 'testSecret', SecretId: fake.arnOf(secretId), ClientRequestToken: token },
+        context,
+      ),
+    );
+    expect(thrown).toBeInstanceOf(AuthenticationError);
+    expect((thrown as Error).cause).toBeInstanceOf(AuthenticationError);
+    expect(slept.length).toBeGreaterThanOrEqual(3);
+    slept.forEach((ms, i) => {
+      const full = Math.min(5_000, 250 * 2 ** i);
+      expect(ms).toBeGreaterThanOrEqual(full / 2);
+      expect(ms).toBeLessThanOrEqual(full);
+    });
+    expect(thrown?.message).toContain(`after ${slept.length + 1} attempts`);
+  });
+
+  it('never puts a key in an error or a log line, even when the provider quotes it', async () => {
+    const { secretId } = sendgrid.provision(harness);
+    const token = fake.startRotation(secretId);
+    await step(sendgrid, secretId, token, 'createSecret');
+    const pendingKey = value(secretId, 'AWSPENDING').key;
+    const provider = sendgrid.provider();
+    const quoting: KeyProvider<unknown, unknown> = {
+      ...provider,
+      async verify(key) {
+        throw new ConfigurationError(`the provider refused ${key.key} for a reason of its own`);
+      },
+    };
+    const thrown = await failure(
+      invoker(
+        sendgrid,
+        {},
+        quoting,
+      )({ Step: 'testSecret', SecretId: fake.arnOf(secretId), ClientRequestToken: token }),
+    );
+    expect(thrown).toBeInstanceOf(ConfigurationError);
+    expect(thrown?.message).not.toContain(pendingKey);
+    expect(logs.text()).not.toContain(pendingKey);
   });
 });
