@@ -165,7 +165,13 @@ function render(recorded) {
     out.push(`## ${TITLES[run] ?? run}`, '');
     out.push(
       `Run \`${run}\`, ${r.date} UTC${r.command ? `: \`${r.command}\`` : ''}${r.seconds ? `, ${r.seconds} s` : ''}.`,
-      `**${pct(r.total.score)}** of ${r.total.mutants - r.total.ignored} valid mutants detected (${pct(r.total.coveredScore)} of those the tests reach); ${r.total.ignored} ignored${r.ignoredBy ? ` (${Object.entries(r.ignoredBy).map(([why, n]) => `${n} ${why}`).join(', ')})` : ''}.`,
+      `**${pct(r.total.score)}** of ${r.total.mutants - r.total.ignored} valid mutants detected (${pct(r.total.coveredScore)} of those the tests reach); ${r.total.ignored} ignored${
+        r.ignoredBy
+          ? ` (${Object.entries(r.ignoredBy)
+              .map(([why, n]) => `${n} ${why}`)
+              .join(', ')})`
+          : ''
+      }.`,
       '',
       '| file | mutants | killed | timed out | survived | no coverage | ignored | score |',
       '|---|---:|---:|---:|---:|---:|---:|---:|',
