@@ -7,7 +7,7 @@ import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import {
   AuthenticationError,
   InvalidEventError,
-  type InvalidSecretError,
+  InvalidSecretError,
   StageError,
 } from '../../shared/common/errors.js';
 import { createRotationHandler } from '../../shared/rotation/handler.js';
@@ -517,5 +517,289 @@ describe('alternating users: proof, master secret and retries', () => {
       });
       expect((result.error as InvalidSecretError).field).toBe('host');
     });
+  });
+});
+
+describe('more of the protocol', () => {
+  it('records a failure metric, with the error name and a real duration, for a step that fails', async () => {
+    const recorded: { outcome: StepOutcome; ms: number; error?: string }[] = [];
+    const metrics = {
+      record: (_: Step, outcome: StepOutcome, ms: number, error?: string) =>
+        void recorded.push({ outcome, ms, ...(error ? { error } : {}) }),
+    };
+    const secretId = fake.createSecret({ name: 'app', secretString: '{"n":1}' });
+    const token = fake.startRotation(secretId);
+    const failing = probing(async () => {
+      throw new StageError('no');
+    });
+    await failure(
+      createRotationHandler({ strategy: failing, env: {}, metrics })(
+        event(secretId, token, 'createSecret'),
+        context,
+      ),
+    );
+    expect(recorded).toHaveLength(1);
+    expect(recorded[0]).toMatchObject({ outcome: 'failure', error: 'StageError' });
+    expect(recorded[0]?.ms).toBeGreaterThanOrEqual(0);
+    expect(recorded[0]?.ms).toBeLessThan(10_000);
+  });
+
+  it('records success for the configuration check and for a createSecret that kept an overlapping value', async () => {
+    const outcomes: string[] = [];
+    const metrics = {
+      record: (step: Step, outcome: StepOutcome) => void outcomes.push(`${step} ${outcome}`),
+    };
+    const secretId = fake.createSecret({ name: 'app', secretString: '{"n":1}' });
+    const token = fake.startRotation(secretId);
+    const strategy = probing(async () => {}, {
+      async testCurrent() {},
+      async createPending() {
+        // The overlapping invocation stores first.
+        putPending(secretId, token, '{"n":7}');
+        return { n: 2 };
+      },
+    });
+    const handler = createRotationHandler({ strategy, env: {}, metrics });
+    await handler(event(secretId, token, 'testSecret'), context);
+    await handler(event(secretId, token, 'createSecret'), context);
+    expect(outcomes).toEqual(['testSecret success', 'createSecret success']);
+    expect(fake.valueOf(secretId, 'AWSPENDING')).toBe('{"n":7}');
+  });
+
+  it('fails createSecret when an overlapping invocation stored first and discarding ours fails', async () => {
+    const secretId = fake.createSecret({ name: 'app', secretString: '{"n":1}' });
+    const token = fake.startRotation(secretId);
+    const strategy = probing(async () => {}, {
+      async createPending() {
+        putPending(secretId, token, '{"n":7}');
+        return { n: 2 };
+      },
+      async discardPending() {
+        throw new Error('the provider is down');
+      },
+    });
+    const thrown = await failure(
+      createRotationHandler({ strategy, logger: logs, env: {} })(
+        event(secretId, token, 'createSecret'),
+        context,
+      ),
+    );
+    expect(thrown?.message).toMatch(/discarding ours failed/);
+    expect(logs.lines.some((line) => line.level === 'error')).toBe(true);
+  });
+
+  it('reads another secret once per invocation, however often the strategy asks', async () => {
+    const other = fake.createSecret({ name: 'master', secretString: '{"password":"pw-other-1"}' });
+    const secretId = fake.createSecret({ name: 'app', secretString: '{"n":1}' });
+    const token = fake.startRotation(secretId);
+    const seen: unknown[] = [];
+    const strategy = probing(async (step) => {
+      seen.push(await step.otherSecret(other), await step.otherSecret(other));
+    });
+    stub.resetHistory();
+    fake.calls.length = 0;
+    await createRotationHandler({ strategy, env: {} })(
+      event(secretId, token, 'createSecret'),
+      context,
+    );
+    const reads = fake.calls.filter(
+      (call) =>
+        call.command === 'GetSecretValue' &&
+        (call.input as { SecretId?: string }).SecretId === other,
+    );
+    expect(reads).toHaveLength(1);
+    expect(seen[0]).toBe(seen[1]);
+  });
+
+  it("gives the strategy the secret's name from DescribeSecret when the event names it by ARN", async () => {
+    const seen: string[] = [];
+    const strategy = probing(async (step) => void seen.push(step.secretName));
+    const arn = fake.createSecret({ name: 'orders/app', secretString: '{"n":1}' });
+    const token = fake.startRotation(arn);
+    await createRotationHandler({ strategy, env: {} })(event(arn, token, 'createSecret'), context);
+    expect(seen).toEqual(['orders/app']);
+  });
+
+  it.each([
+    ['a JSON string', '"plain-token-json-9"', 'plain-token-json-9'],
+    ['plain text', 'plain-token-text-9', 'plain-token-text-9'],
+  ])(
+    'never logs another secret that is %s, whole, and lets the strategy use it',
+    async (_, stored, value) => {
+      const other = fake.createSecret({ name: 'token', secretString: stored });
+      const secretId = fake.createSecret({ name: 'app', secretString: '{"n":1}' });
+      const token = fake.startRotation(secretId);
+      const strategy = probing(async (step) => {
+        step.logger.info('read', { value: (await step.otherSecret(other)).secretString });
+      });
+      await createRotationHandler({ strategy, logger: logs, env: {} })(
+        event(secretId, token, 'createSecret'),
+        context,
+      );
+      expect(logs.messages()).toContain('read');
+      expect(logs.text()).not.toContain(value);
+    },
+  );
+});
+
+describe('alternating users: more of the master', () => {
+  function setup(master: Record<string, unknown> = {}) {
+    const masterArn = seedMaster(db, fake, HOST, master);
+    return fake.createSecret({
+      name: 'orders/app',
+      secretString: appSecretValue({ masterarn: masterArn }),
+    });
+  }
+  const run = (secretId: string, database: MemoryDatabase = db, options = {}) =>
+    rotate({
+      fake,
+      secretId,
+      invoke: (e) =>
+        createRotationHandler({ strategy: alternatingUsers(database, options), env: {} })(
+          e,
+          context,
+        ),
+    });
+
+  it('treats "ssl": null in the master secret as absent: verified TLS', async () => {
+    const secretId = setup({ ssl: null });
+    expect((await run(secretId)).completed).toBe(true);
+    expect(db.logins.filter((l) => l.user === 'root').map((l) => l.tls)).toEqual(['verify']);
+  });
+
+  it('fails with a configuration error, keeping the cause, when the RDS API cannot be asked', async () => {
+    db.addUser(HOST, 'app', 'current-password-1');
+    const masterArn = fake.createSecret({
+      name: 'rds!db',
+      secretString: JSON.stringify({ username: 'root', password: 'master-password-1' }),
+      tags: [{ Key: 'aws:rds:primarydbclusterarn', Value: 'arn:aws:rds:us-east-1:1:cluster:c' }],
+    });
+    const secretId = fake.createSecret({
+      name: 'orders/app',
+      secretString: appSecretValue({ masterarn: masterArn }),
+    });
+    const denied = new Error('AccessDenied: rds:DescribeDBClusters');
+    const result = await run(secretId, db, {
+      resolveRdsEndpoint: async () => {
+        throw denied;
+      },
+    });
+    expect((result.error as Error).name).toBe('ConfigurationError');
+    expect((result.error as Error).cause).toBe(denied);
+  });
+
+  /** A server whose accounts have a scope (MySQL-like): the proof names one. */
+  class ScopedDatabase extends MemoryDatabase {
+    readonly scopeField = 'accounthost';
+    proved: string | undefined = '10.0.0.%';
+    serverScope: string | undefined = '10.0.0.%';
+    readonly scopes: string[] = [];
+    existsRace = false;
+    async signedInScope() {
+      return this.proved;
+    }
+    async accountScope() {
+      return this.serverScope;
+    }
+    override async userExists(
+      connection: Parameters<MemoryDatabase['userExists']>[0],
+      user: string,
+      scope?: string,
+    ) {
+      this.scopes.push(`exists ${scope}`);
+      return this.existsRace ? false : super.userExists(connection, user);
+    }
+    override async createUserLike(
+      connection: Parameters<MemoryDatabase['createUserLike']>[0],
+      user: string,
+      password: string,
+      like: string,
+      scope?: string,
+    ) {
+      this.scopes.push(`create ${scope}`);
+      if (this.existsRace && this.user(HOST, user)) {
+        const { UserExistsError } = await import('../../shared/common/errors.js');
+        throw new UserExistsError(`user "${user}" exists`);
+      }
+      return super.createUserLike(connection, user, password, like);
+    }
+    override async setPassword(
+      connection: Parameters<MemoryDatabase['setPassword']>[0],
+      user: string,
+      password: string,
+      scope?: string,
+    ) {
+      this.scopes.push(`set ${scope}`);
+      return super.setPassword(connection, user, password);
+    }
+  }
+  function scopedSetup(scoped: ScopedDatabase, app: Record<string, unknown> = {}) {
+    const masterArn = seedMaster(scoped, fake, HOST);
+    return fake.createSecret({
+      name: 'orders/app',
+      secretString: appSecretValue({ masterarn: masterArn, ...app }),
+    });
+  }
+
+  it('acts in the scope the proof signed in to, read from the server when the secret names none', async () => {
+    const scoped = new ScopedDatabase();
+    const secretId = scopedSetup(scoped);
+    const first = await run(secretId, scoped);
+    const second = await run(secretId, scoped);
+    expect([first.completed, second.completed]).toEqual([true, true]);
+    expect(scoped.scopes).toEqual([
+      'exists 10.0.0.%',
+      'create 10.0.0.%',
+      'exists 10.0.0.%',
+      'set 10.0.0.%',
+    ]);
+  });
+
+  it('compares scopes without case', async () => {
+    const scoped = new ScopedDatabase();
+    scoped.proved = '10.0.0.%';
+    const secretId = scopedSetup(scoped, { accounthost: '10.0.0.%'.toUpperCase() });
+    expect((await run(secretId, scoped)).completed).toBe(true);
+  });
+
+  it.each([
+    ['the secret names another scope', { accounthost: '%' }, '10.0.0.%'],
+    ['the server finds another', {}, '%'],
+  ])(
+    'refuses to act when %s than the proof, naming the scope field',
+    async (_, app, serverScope) => {
+      const scoped = new ScopedDatabase();
+      scoped.serverScope = serverScope;
+      if (serverScope === undefined) scoped.proved = '10.0.0.%';
+      const secretId = scopedSetup(scoped, app);
+      if (serverScope === undefined) scoped.serverScope = undefined;
+      const result = await run(secretId, scoped);
+      expect(result.error).toBeInstanceOf(InvalidSecretError);
+      expect((result.error as InvalidSecretError).field).toBe('accounthost');
+      expect(scoped.scopes).toEqual([]);
+    },
+  );
+
+  it('carries on with the clone an overlapping invocation created first', async () => {
+    const scoped = new ScopedDatabase();
+    const secretId = scopedSetup(scoped);
+    scoped.addUser(HOST, 'app_clone', 'made-by-the-other-invocation');
+    scoped.existsRace = true;
+    const result = await run(secretId, scoped);
+    expect(result.completed, String(result.error)).toBe(true);
+    expect(scoped.scopes).toEqual(['exists 10.0.0.%', 'create 10.0.0.%', 'set 10.0.0.%']);
+  });
+
+  it('works with a server that has no privileges to mirror (no syncPrivileges)', async () => {
+    const plain = new MemoryDatabase();
+    Object.defineProperty(plain, 'syncPrivileges', { value: undefined });
+    const masterArn = seedMaster(plain, fake, HOST);
+    const secretId = fake.createSecret({
+      name: 'orders/app',
+      secretString: appSecretValue({ masterarn: masterArn }),
+    });
+    const first = await run(secretId, plain);
+    const second = await run(secretId, plain);
+    expect([first.completed, second.completed]).toEqual([true, true]);
   });
 });

@@ -36,7 +36,7 @@ describe('password policy from the environment', () => {
       passwordPolicyFromEnv({
         PASSWORD_LENGTH: '  ',
         EXCLUDE_NUMBERS: ' TRUE ',
-        EXCLUDE_UPPERCASE: '',
+        EXCLUDE_UPPERCASE: '  ',
         REQUIRE_EACH_INCLUDED_TYPE: 'False',
       }),
     ).toMatchObject({
