@@ -143,6 +143,15 @@ describe('database secret values', () => {
     );
   });
 
+  it('accepts a password of 4096 characters and a host of 255, refuses longer ones', () => {
+    expect(parse({ password: 'p'.repeat(4096) }).password).toHaveLength(4096);
+    expect(refusal({ password: 'p'.repeat(4097) }).field).toBe('password');
+    expect(parse({ host: 'h'.repeat(255) }).host).toHaveLength(255);
+    expect(refusal({ host: 'h'.repeat(256) }).field).toBe('host');
+    expect(refusal({ engine: 'e'.repeat(65) }).field).toBe('engine');
+    expect(refusal({ dbname: 'd'.repeat(256) }).field).toBe('dbname');
+  });
+
   it('keeps masterarn when given', () => {
     expect(parse({ masterarn: 'arn:master' }).masterarn).toBe('arn:master');
   });

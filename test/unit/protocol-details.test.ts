@@ -803,3 +803,23 @@ describe('alternating users: more of the master', () => {
     expect([first.completed, second.completed]).toEqual([true, true]);
   });
 });
+
+describe('single user: AWSCURRENT first', () => {
+  it('uses AWSCURRENT when it signs in, never tries AWSPREVIOUS, and leaves no session open', async () => {
+    db.addUser(HOST, 'app', 'current-password-2');
+    const secretId = fake.createSecret({
+      name: 'orders/app',
+      secretString: appSecretValue({ password: 'current-password-1' }),
+    });
+    finishedRotation(secretId, appSecretValue({ password: 'current-password-2' }));
+    const token = fake.startRotation(secretId);
+    putPending(secretId, token, appSecretValue({ password: 'pending-password-1' }));
+    await createRotationHandler({ strategy: singleUser(db), env: {} })(
+      event(secretId, token, 'setSecret'),
+      context,
+    );
+    expect(db.passwordOf(HOST, 'app')).toBe('pending-password-1');
+    expect(db.logins).toHaveLength(2);
+    expect(db.open.size).toBe(0);
+  });
+});
