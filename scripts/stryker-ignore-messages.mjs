@@ -38,6 +38,9 @@ const ignorer = {
   shouldIgnore(path) {
     // A whole log call: its text, its fields, and whether the line is written at all.
     if (path.node.type === 'CallExpression' && isMessageCall(path.node)) return 'log line';
+    if (path.node.type === 'ExpressionStatement' && isMessageCall(path.node.expression)) {
+      return 'log line';
+    }
     const parent = path.parentPath;
     if (
       parent?.node.type === 'NewExpression' &&
