@@ -565,6 +565,7 @@ describe('API-key finishSecret', () => {
 
     expect(thrown).toBeInstanceOf(RotationError);
     expect(thrown?.message).toContain(superseded);
+    expect((thrown as Error).cause).toMatchObject({ message: 'revoke refused' });
     expect(fake.versionOf(secretId)).toBe(token);
     expect(sendgrid.fake.accepts(superseded)).toBe(true);
   });
@@ -613,6 +614,7 @@ describe('API-key finishSecret', () => {
 
     expect(thrown).toBeInstanceOf(RotationError);
     expect(thrown?.message).toContain(superseded);
+    expect((thrown as Error).cause).toMatchObject({ message: 'list refused' });
     expect(fake.versionOf(secretId)).toBe(token);
   });
 });
@@ -636,6 +638,9 @@ describe('ARN patterns of allowedsecrets', () => {
     ['arn:aws:secretsmanager:us-east-1:123456789012:secret:team-a/*?????', true],
     ['arn:aws:secretsmanager:us-east-1:123456789012:secret:team-a/mailer-?????', false],
     ['arn:*mailer*x', false],
+    [`xx${arn.slice(2)}`, false],
+    [arn.slice(3), false],
+    [arn.slice(1), false],
   ])('%s matches: %s', (pattern, expected) => {
     expect(arnMatches(pattern, arn)).toBe(expected);
   });
@@ -719,6 +724,27 @@ describe('API-key settings', () => {
     );
   });
 
+  it('accepts a key of 4096 characters and an adminarn of 2048', () => {
+    const text = JSON.stringify({
+      provider: 'SendGrid',
+      key: 'k'.repeat(4096),
+      key_id: 'abc',
+      adminarn: `arn:${'a'.repeat(2044)}`,
+    });
+    const secret = parseApiKeySecret(text, 'AWSCURRENT', sendgrid.provider());
+    expect([secret.key.length, secret.adminarn?.length, secret.provider]).toEqual([
+      4096,
+      2048,
+      'sendgrid',
+    ]);
+  });
+
+  it('reads a blank KEY_PROPAGATION_TIMEOUT_SECONDS as the 60 s default', () => {
+    expect(
+      apiKeySettings({ env: { KEY_PROPAGATION_TIMEOUT_SECONDS: '   ' } }).propagationTimeoutMs,
+    ).toBe(60_000);
+  });
+
   it('keeps key names within the provider limit with the longest prefix', async () => {
     const { secretId } = twilio.provision(harness);
     const prefix = 'p'.repeat(24);
@@ -792,5 +818,92 @@ describe('API-key waiting and errors', () => {
     expect(thrown).toBeInstanceOf(ConfigurationError);
     expect(thrown?.message).not.toContain(pendingKey);
     expect(logs.text()).not.toContain(pendingKey);
+  });
+});
+
+describe('API-key finishSecret: which superseded keys are revoked', () => {
+  it('makes no provider call when nothing is superseded (the first rotation)', async () => {
+    const { secretId } = sendgrid.provision(harness);
+    const token = fake.startRotation(secretId);
+    for (const name of ['createSecret', 'setSecret', 'testSecret'] as const) {
+      await step(sendgrid, secretId, token, name);
+    }
+    const before = sendgrid.fake.requests.length;
+    await step(sendgrid, secretId, token, 'finishSecret');
+    expect(sendgrid.fake.requests.length).toBe(before);
+    expect(fake.versionOf(secretId)).toBe(token);
+  });
+
+  /** AWSPREVIOUS rewritten by hand to `previous`; then a rotation whose pending key is `pending`. */
+  async function rotateWith(
+    fixture: ProviderFixture,
+    secretId: string,
+    previous: (current: Record<string, unknown>) => Record<string, unknown>,
+    env: Env = {},
+  ) {
+    const original = fake.valueOf(secretId) as string;
+    writeCurrent(secretId, JSON.stringify(previous(value(secretId))));
+    writeCurrent(secretId, original);
+    return rotation(fixture, secretId, env);
+  }
+
+  it('never revokes a key of ours that AWSPREVIOUS records through another managing secret', async () => {
+    const { secretId } = twilio.provision(harness);
+    await rotation(twilio, secretId);
+    const ours = value(secretId).key_id;
+    const otherAdmin = fake.createSecret({
+      name: `api-key-admin/other-${randomSuffix()}`,
+      secretString: JSON.stringify({
+        account_sid: twilio.fake.accountSid,
+        auth_token: twilio.fake.authToken,
+        allowedsecrets: ['arn:*'],
+      }),
+    });
+    // AWSPREVIOUS: the key of ours, recorded with another adminarn.
+    const result = await rotateWith(twilio, secretId, (current) => ({
+      ...current,
+      adminarn: otherAdmin,
+    }));
+    expect(result.completed, String(result.error)).toBe(true);
+    expect(twilio.fake.accepts(ours)).toBe(true);
+  });
+
+  it('never revokes a key of ours that AWSPREVIOUS records for another account', async () => {
+    const { secretId } = twilio.provision(harness);
+    await rotation(twilio, secretId);
+    const ours = value(secretId).key_id;
+    const result = await rotateWith(twilio, secretId, (current) => ({
+      ...current,
+      account_sid: `AC${'1'.repeat(32)}`,
+    }));
+    expect(result.completed, String(result.error)).toBe(true);
+    expect(twilio.fake.accepts(ours)).toBe(true);
+  });
+
+  it('never revokes the new AWSCURRENT key, even when AWSPREVIOUS records it too', async () => {
+    // Prepare: a key of ours, K, will be AWSPENDING; AWSPREVIOUS is rewritten to record K.
+    const { secretId } = sendgrid.provision(harness);
+    const token = fake.startRotation(secretId);
+    await step(sendgrid, secretId, token, 'createSecret');
+    const pending = value(secretId, 'AWSPENDING');
+    const current = fake.valueOf(secretId) as string;
+    // AWSPREVIOUS := a version recording K (written by hand), AWSCURRENT back to the original.
+    fake.removeLabel(secretId, 'AWSPENDING');
+    writeCurrent(secretId, JSON.stringify(pending));
+    writeCurrent(secretId, current);
+    fake.removeLabel(secretId, 'AWSPENDING');
+    fake.updateSecretVersionStage({
+      SecretId: secretId,
+      VersionStage: 'AWSPENDING',
+      MoveToVersionId: token,
+    });
+    expect(value(secretId, 'AWSPREVIOUS').key_id).toBe(pending.key_id);
+
+    for (const name of ['setSecret', 'testSecret', 'finishSecret'] as const) {
+      await step(sendgrid, secretId, token, name, { REVOKE_DEMOTED_KEY: 'immediately' });
+    }
+
+    expect(fake.versionOf(secretId)).toBe(token);
+    expect(sendgrid.fake.accepts(pending.key_id)).toBe(true);
   });
 });
