@@ -142,7 +142,7 @@ function render(recorded) {
     equivalent.find(
       (e) =>
         e.file === s.file &&
-        e.mutator === s.mutator &&
+        (e.mutator === undefined || e.mutator === s.mutator) &&
         (e.line === undefined || e.line === s.line) &&
         (e.replacement === undefined || e.replacement === s.replacement),
     )?.reason;
