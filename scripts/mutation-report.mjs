@@ -25,6 +25,16 @@ const TITLES = {
   'adapters-all': 'shared/databases + shared/providers (adapters), killed by all four projects',
 };
 
+/** The adapters' target, and why (bench/mutation.md says it next to the number). */
+const ADAPTER_TARGET = 75;
+const ADAPTER_REASON =
+  'Adapters: what they do is talk to a server (SQL, MongoDB commands, provider HTTP), and their ' +
+  'own behaviour is pinned mostly by the integration, reliability and security projects against ' +
+  'the real servers, which a mutation run cannot afford on 2 shared cores (see the timing note ' +
+  'below). The unit project covers their parsing, error classification, quoting and request ' +
+  'shapes, so the bar is set lower than for the protocol, at 75 %, and CI keeps each file from ' +
+  'dropping once a baseline is recorded.';
+
 const pct = (value) => (Number.isNaN(value) ? 'n/a' : `${value.toFixed(1)} %`);
 const readJson = (file, fallback) =>
   existsSync(file) ? JSON.parse(readFileSync(file, 'utf8')) : fallback;
@@ -152,13 +162,31 @@ function render(recorded) {
     'Written by `scripts/mutation-report.mjs` from the runs recorded in `bench/mutation/scores.json`',
     '(each from `npm run mutate`, i.e. `scripts/mutate.sh`; see `stryker.config.mjs`). Score =',
     'detected (killed + timed out) / valid (detected + survived + no coverage). Excluded, and',
-    'counted as *ignored*: the text of log lines and error messages (the first argument of',
-    '`logger.*(...)` and `new *Error(...)`, `scripts/stryker-ignore-messages.mjs`) and static mutants',
-    '(module-level constants, `ignoreStatic`). Every other string (SQL, field names, labels, paths)',
-    'is mutated. Surviving string mutants are counted but not listed; every other survivor is',
-    'listed, with the reason it is equivalent where it is (`bench/mutation/equivalent.json`).',
+    'counted as *ignored*: whole log calls (`logger.*(...)`: text, fields, whether the line is',
+    'written) and the message text of errors (the first argument of `new *Error(...)` when it is',
+    'a string or template), by `scripts/stryker-ignore-messages.mjs`; and static mutants',
+    '(module-level constants, `ignoreStatic`, for run time). Every other string (SQL, field names,',
+    "labels, paths, an error's field) is mutated. The *before* run excluded only the first",
+    'argument of log calls, not their fields. Surviving string mutants are counted, not listed;',
+    'every other survivor is listed, with the reason it is equivalent where it is',
+    '(`bench/mutation/equivalent.json`); "not argued" marks a gap.',
     '',
   ];
+  const score = (run) => (recorded[run] ? pct(recorded[run].total.score) : 'not run');
+  const met = (run, target) =>
+    recorded[run] ? (recorded[run].total.score >= target ? 'met' : '**not met**') : 'not run';
+  out.push(
+    '## Targets',
+    '',
+    '| scope | target | now | |',
+    '|---|---|---|---|',
+    `| shared/rotation + shared/strategies (unit project) | ≥ 90 % | ${score('protocol-unit')} (before: ${score('protocol-before')}) | ${met('protocol-unit', 90)} |`,
+    `| the guards named in issue 14 | 100 % | see \`bench/mutation-guards.md\` | |`,
+    `| shared/databases + shared/providers (unit project) | ≥ ${ADAPTER_TARGET} % | ${score('adapters-unit')} | ${met('adapters-unit', ADAPTER_TARGET)} |`,
+    '',
+    ADAPTER_REASON,
+    '',
+  );
   const order = Object.keys(TITLES).filter((run) => recorded[run]);
   for (const run of [...order, ...Object.keys(recorded).filter((r) => !order.includes(r))]) {
     const r = recorded[run];
