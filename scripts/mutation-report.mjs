@@ -35,7 +35,8 @@ const ADAPTER_REASON =
   'shapes, so the bar is set lower than for the protocol, at 75 %, and CI keeps each file from ' +
   'dropping once a baseline is recorded.';
 
-const pct = (value) => (Number.isNaN(value) ? 'n/a' : `${value.toFixed(1)} %`);
+const pct = (value) =>
+  typeof value !== 'number' || Number.isNaN(value) ? 'n/a' : `${value.toFixed(1)} %`;
 const readJson = (file, fallback) =>
   existsSync(file) ? JSON.parse(readFileSync(file, 'utf8')) : fallback;
 
@@ -254,7 +255,11 @@ if (args[0] === '--check') {
     .slice(0, 1);
   const inputs = args[0] === '--as' ? [{ run: args[1], file: args[2] }] : newest;
   for (const { run, file } of inputs) {
-    recorded[run] = { ...summarise(readJson(file)), ...meta };
+    recorded[run] = {
+      ...summarise(readJson(file)),
+      command: meta.command ?? recorded[run]?.command,
+      seconds: meta.seconds ?? recorded[run]?.seconds,
+    };
     console.log(`recorded ${run}: ${pct(recorded[run].total.score)}`);
   }
   writeFileSync(SCORES, `${JSON.stringify(recorded, null, 1)}\n`);
