@@ -859,12 +859,16 @@ describe('API-key finishSecret: which superseded keys are revoked', () => {
         allowedsecrets: ['arn:*'],
       }),
     });
-    // AWSPREVIOUS: the key of ours, recorded with another adminarn.
+    // AWSPREVIOUS: another key of ours, recorded with another adminarn.
+    const older = twilio.fake.seedKey(`${ownPrefix(fake.arnOf(secretId))}older`);
     const result = await rotateWith(twilio, secretId, (current) => ({
       ...current,
+      key: older.secret,
+      key_id: older.id,
       adminarn: otherAdmin,
     }));
     expect(result.completed, String(result.error)).toBe(true);
+    expect(twilio.fake.accepts(older.id)).toBe(true);
     expect(twilio.fake.accepts(ours)).toBe(true);
   });
 
@@ -872,11 +876,15 @@ describe('API-key finishSecret: which superseded keys are revoked', () => {
     const { secretId } = twilio.provision(harness);
     await rotation(twilio, secretId);
     const ours = value(secretId).key_id;
+    const older = twilio.fake.seedKey(`${ownPrefix(fake.arnOf(secretId))}older`);
     const result = await rotateWith(twilio, secretId, (current) => ({
       ...current,
+      key: older.secret,
+      key_id: older.id,
       account_sid: `AC${'1'.repeat(32)}`,
     }));
     expect(result.completed, String(result.error)).toBe(true);
+    expect(twilio.fake.accepts(older.id)).toBe(true);
     expect(twilio.fake.accepts(ours)).toBe(true);
   });
 

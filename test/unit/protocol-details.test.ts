@@ -757,9 +757,14 @@ describe('alternating users: more of the master', () => {
 
   it('compares scopes without case', async () => {
     const scoped = new ScopedDatabase();
-    scoped.proved = '10.0.0.%';
-    const secretId = scopedSetup(scoped, { accounthost: '10.0.0.%'.toUpperCase() });
+    scoped.proved = 'app-host.internal';
+    const secretId = scopedSetup(scoped, { accounthost: 'App-Host.INTERNAL' });
     expect((await run(secretId, scoped)).completed).toBe(true);
+  });
+
+  it('accepts a master secret that names a host but no engine', async () => {
+    const secretId = setup({ engine: undefined });
+    expect((await run(secretId)).completed).toBe(true);
   });
 
   it.each([
