@@ -237,6 +237,9 @@ function render(recorded) {
       out.push('');
     }
   }
+  // Hand-written notes (run times, what CI runs), kept next to the recorded runs.
+  const notes = join(BENCH, 'mutation', 'notes.md');
+  if (existsSync(notes)) out.push(readFileSync(notes, 'utf8').trim(), '');
   writeFileSync(join(BENCH, 'mutation.md'), `${out.join('\n')}\n`);
 }
 
