@@ -497,6 +497,10 @@ export class FakeSecretsManager {
         throw invalidParameter('You must provide either SecretString or SecretBinary.');
       }
       this.checkSize(input.SecretString, input.SecretBinary);
+      // The API reference: VersionStages holds 1 to 20 items when given.
+      if (input.VersionStages !== undefined && input.VersionStages.length === 0) {
+        throw validation('versionStages', 'Member must have length greater than or equal to 1');
+      }
       const token = input.ClientRequestToken ?? randomUUID();
       const existing = secret.versions.get(token);
       if (existing && hasValue(existing)) {

@@ -361,6 +361,20 @@ describe('FakeSecretsManager', () => {
   });
 
   describe('PutSecretValue', () => {
+    it('refuses an empty VersionStages list, as the API does (1 to 20 items)', () => {
+      const token = fake.startRotation(arn);
+      const error = thrown(() =>
+        fake.putSecretValue({
+          SecretId: arn,
+          ClientRequestToken: token,
+          SecretString: 'x',
+          VersionStages: [],
+        }),
+      );
+      expect((error as Error).name).toBe('ValidationException');
+      expect(fake.valueOfVersion(arn, token)).toBeUndefined();
+    });
+
     it('makes the new version AWSCURRENT when VersionStages is omitted, and the old one AWSPREVIOUS', () => {
       // prepare
       const token = 'put-token-0000000000000000000000000001';
