@@ -1,5 +1,5 @@
 // Mutation testing of the protocol and the strategies (issue 14). Run it with `npm run mutate`
-// (scripts/mutate.sh: Stryker needs Node 22+, the project runs on Node 20); the summary goes to
+// (scripts/mutate.sh: Stryker needs Node 22+; it runs on CI's Node 24); the summary goes to
 // bench/mutation.md (scripts/mutation-report.mjs).
 const SCOPES = {
   protocol: ['shared/rotation/**/*.ts', 'shared/strategies/**/*.ts'],
