@@ -9,7 +9,8 @@ export interface RdsEndpoint {
 /** Finds an RDS instance's or cluster's endpoint from its ARN. */
 export type RdsEndpointResolver = (arn: string) => Promise<RdsEndpoint>;
 
-/** The tags RDS puts on a master user secret it manages. */
+/** The tags RDS puts on a master user secret it manages, lower-cased (RDS writes
+ * aws:rds:primaryDBInstanceArn and aws:rds:primaryDBClusterArn; compare lower-cased keys). */
 export const RDS_INSTANCE_TAG = 'aws:rds:primarydbinstancearn';
 export const RDS_CLUSTER_TAG = 'aws:rds:primarydbclusterarn';
 

@@ -126,8 +126,12 @@ export function alternatingUsers<C>(
       };
     }
     // RDS-managed master secrets hold only username and password; RDS tags them with the database.
-    const tags = await master.tags();
-    const arn = tags[RDS_INSTANCE_TAG] ?? tags[RDS_CLUSTER_TAG];
+    // RDS writes the keys as aws:rds:primaryDBInstanceArn / …ClusterArn; they are compared
+    // without case, as AWS's own rotation samples do.
+    const tags = new Map(
+      Object.entries(await master.tags()).map(([key, value]) => [key.toLowerCase(), value]),
+    );
+    const arn = tags.get(RDS_INSTANCE_TAG) ?? tags.get(RDS_CLUSTER_TAG);
     if (arn === undefined) {
       throw new InvalidSecretError(
         `${source}: field "host" is missing and the secret has no ${RDS_INSTANCE_TAG} or ${RDS_CLUSTER_TAG} tag`,

@@ -115,12 +115,13 @@ describe('postgres alternating users', () => {
   });
 
   it('finds the host of an RDS-managed master secret through the RDS API, and signs the master in only over verified TLS', async () => {
-    // Prepare: the master secret holds only credentials and RDS's tag, as RDS creates it.
+    // Prepare: the master secret holds only credentials and RDS's tag, as RDS creates it (the
+    // tag key as RDS writes it: aws:rds:primaryDBInstanceArn).
     const instanceArn = 'arn:aws:rds:us-east-1:123456789012:db:orders';
     const managed = harness.fake.createSecret({
       name: `rds!db-${randomName('m')}`,
       secretString: JSON.stringify({ username: admin.username, password: admin.password }),
-      tags: [{ Key: 'aws:rds:primarydbinstancearn', Value: instanceArn }],
+      tags: [{ Key: 'aws:rds:primaryDBInstanceArn', Value: instanceArn }],
     });
     const rds = mockClient(RDSClient);
     rds.on(DescribeDBInstancesCommand, { DBInstanceIdentifier: instanceArn }).resolves({

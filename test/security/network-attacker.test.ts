@@ -54,7 +54,7 @@ describe('an on-path attacker between the function and PostgreSQL', () => {
       secretString: JSON.stringify(masterValue(mitm.port)),
       tags: [
         {
-          Key: 'aws:rds:primarydbinstancearn',
+          Key: 'aws:rds:primaryDBInstanceArn',
           Value: 'arn:aws:rds:us-east-1:123456789012:db:orders',
         },
       ],

@@ -476,7 +476,7 @@ describe('alternating users: proof, master secret and retries', () => {
 
     it('finds the host through the RDS API from the instance tag, among several endpoints', async () => {
       const asked: string[] = [];
-      const secretId = rdsMaster([{ Key: 'aws:rds:primarydbinstancearn', Value: INSTANCE }]);
+      const secretId = rdsMaster([{ Key: 'aws:rds:primaryDBInstanceArn', Value: INSTANCE }]);
       const result = await run(secretId, {
         resolveRdsEndpoint: async (arn) => {
           asked.push(arn);
@@ -489,7 +489,7 @@ describe('alternating users: proof, master secret and retries', () => {
     });
 
     it('refuses when RDS reports another engine, naming engine', async () => {
-      const secretId = rdsMaster([{ Key: 'aws:rds:primarydbinstancearn', Value: INSTANCE }]);
+      const secretId = rdsMaster([{ Key: 'aws:rds:primaryDBInstanceArn', Value: INSTANCE }]);
       const result = await run(secretId, {
         resolveRdsEndpoint: async () => ({ hosts: [HOST], port: 5432, engine: 'mysql' }),
       });
@@ -498,7 +498,7 @@ describe('alternating users: proof, master secret and retries', () => {
     });
 
     it('refuses when the RDS endpoint is not the host of AWSCURRENT', async () => {
-      const secretId = rdsMaster([{ Key: 'aws:rds:primarydbinstancearn', Value: INSTANCE }]);
+      const secretId = rdsMaster([{ Key: 'aws:rds:primaryDBInstanceArn', Value: INSTANCE }]);
       const result = await run(secretId, {
         resolveRdsEndpoint: async () => ({
           hosts: ['elsewhere.example.com'],
@@ -672,7 +672,7 @@ describe('alternating users: more of the master', () => {
     const masterArn = fake.createSecret({
       name: 'rds!db',
       secretString: JSON.stringify({ username: 'root', password: 'master-password-1' }),
-      tags: [{ Key: 'aws:rds:primarydbclusterarn', Value: 'arn:aws:rds:us-east-1:1:cluster:c' }],
+      tags: [{ Key: 'aws:rds:primaryDBClusterArn', Value: 'arn:aws:rds:us-east-1:1:cluster:c' }],
     });
     const secretId = fake.createSecret({
       name: 'orders/app',
