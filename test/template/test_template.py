@@ -276,3 +276,27 @@ def test_every_option_at_once_still_one_function_and_one_role(function):
     assert {"ErrorsAlarm", "StepFailureAlarm"} <= set(of_type(resources, "AWS::CloudWatch::Alarm"))
     xray = [s for _, s in statements(resources) if "xray:PutTraceSegments" in actions(s)]
     assert len(xray) == 1
+
+
+@pytest.mark.parametrize("function", ["mysql-single-user", "postgres-alternating-users", "twilio-api-key"])
+def test_created_topic_takes_alarms_only_from_this_stack(function):
+    # Review finding: the policy let any CloudWatch alarm of the account (alarm:*) publish, so
+    # anyone allowed to create an alarm could page this topic's recipients. Only the stack's own
+    # alarms, and only the stack's own rule, may publish.
+    resources = deploy(function, AlarmEmail="oncall@example.com")
+    policy = resources["AlarmTopicPolicy"]["Properties"]["PolicyDocument"]
+    alarms = sorted(of_type(resources, "AWS::CloudWatch::Alarm"))
+    by_service = {s["Principal"]["Service"]: s for s in policy["Statement"]}
+    assert set(by_service) == {"events.amazonaws.com", "cloudwatch.amazonaws.com"}
+    for statement in policy["Statement"]:
+        assert statement["Effect"] == "Allow" and statement["Action"] == "sns:Publish"
+        assert statement["Resource"] == {"Ref": "AlarmTopic"}
+        assert set(statement["Condition"]) == {"ArnEquals"} | (
+            {"StringEquals"} if statement is by_service["cloudwatch.amazonaws.com"] else set()
+        ), "no ArnLike: no wildcard source"
+    assert by_service["events.amazonaws.com"]["Condition"]["ArnEquals"] == {
+        "aws:SourceArn": {"Fn::GetAtt": ["RotationFailedRule", "Arn"]}
+    }
+    sources = by_service["cloudwatch.amazonaws.com"]["Condition"]["ArnEquals"]["aws:SourceArn"]
+    assert sorted(s["Fn::GetAtt"][0] for s in sources) == alarms
+    assert all(s["Fn::GetAtt"][1] == "Arn" for s in sources)
