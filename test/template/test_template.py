@@ -176,7 +176,8 @@ def test_alarm_email_creates_a_topic_a_rule_and_alarms():
 
 def test_alarm_metrics_match_what_the_code_emits():
     # shared/rotation/metrics.ts (EMF through Powertools): StepOutcome with dimensions
-    # service, step, outcome; Degraded with service, Feature (test/unit/metrics.test.ts).
+    # service, FunctionName, step, outcome; Degraded with service, FunctionName, Feature
+    # (test/unit/metrics.test.ts; FunctionName is AWS_LAMBDA_FUNCTION_NAME, set in Lambda).
     resources = deploy("mysql-single-user", AlarmTopicArn=TOPIC)
     alarms = of_type(resources, "AWS::CloudWatch::Alarm")
     steps = set()
@@ -186,15 +187,20 @@ def test_alarm_metrics_match_what_the_code_emits():
         metric = query["MetricStat"]["Metric"]
         assert (metric["Namespace"], metric["MetricName"]) == ("SecretsRotation", "StepOutcome")
         dims = {d["Name"]: d["Value"] for d in metric["Dimensions"]}
-        assert set(dims) == {"service", "step", "outcome"}
+        assert set(dims) == {"service", "FunctionName", "step", "outcome"}
         assert dims["service"] == "mysql-single-user" and dims["outcome"] == "failure"
+        # This stack's function only: another stack of mysql-single-user has the same service.
+        assert dims["FunctionName"] == {"Ref": "Function"}
         steps.add(dims["step"])
     assert steps == {"createSecret", "setSecret", "testSecret", "finishSecret"}
     degraded = alarms["GracePeriodDegradedAlarm"]["Properties"]
     assert {d["Name"]: d["Value"] for d in degraded["Dimensions"]} == {
         "service": "mysql-single-user",
+        "FunctionName": {"Ref": "Function"},
         "Feature": "MysqlRetainCurrentPassword",
     }
+    code = (ROOT / "shared/rotation/metrics.ts").read_text(encoding="utf-8")
+    assert "FunctionName: functionName" in code
     code = (ROOT / "shared/databases/mysql.ts").read_text(encoding="utf-8")
     assert "'MysqlRetainCurrentPassword'" in code
     assert alarms["ErrorsAlarm"]["Properties"]["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": "Function"}}]
