@@ -306,3 +306,35 @@ def test_created_topic_takes_alarms_only_from_this_stack(function):
     sources = by_service["cloudwatch.amazonaws.com"]["Condition"]["ArnEquals"]["aws:SourceArn"]
     assert sorted(s["Fn::GetAtt"][0] for s in sources) == alarms
     assert all(s["Fn::GetAtt"][1] == "Arn" for s in sources)
+
+
+# Lambda's own pattern for AddPermission's SourceArn (botocore, lambda 2015-03-31, shape Arn).
+LAMBDA_SOURCE_ARN = (
+    r"arn:(aws[a-zA-Z0-9-]*):([a-zA-Z0-9\-])+:((eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{1})?"
+    r":(\d{12})?:(.*)"
+)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "accepted"),
+    [
+        (PATTERN, True),
+        ("arn:aws-us-gov:secretsmanager:us-gov-west-1:123456789012:secret:db-??????", True),
+        ("arn:aws:secretsmanager:*:123456789012:secret:prod/*", False),
+        ("arn:aws:secretsmanager:us-east-1:*:secret:prod/*", False),
+        ("arn:aws:secretsmanager:us-?ast-1:123456789012:secret:prod/*", False),
+        ("arn:aws:secretsmanager:eu-west-1:12345678901:secret:x", False),
+        # Lambda takes an empty Region and account, but no secret ARN the service sends has them.
+        ("arn:aws:secretsmanager:::secret:prod/*", False),
+    ],
+)
+def test_secret_pattern_is_one_lambda_accepts_as_source_arn(pattern, accepted):
+    # Review finding: SecretArnPattern allowed * or ? in the Region and account ([^:]*), which IAM
+    # takes but Lambda's SourceArn does not: the stack failed at InvokePermission and rolled back.
+    if accepted:
+        assert re.fullmatch(LAMBDA_SOURCE_ARN, pattern)
+        permission = deploy("postgres-single-user", SecretArnPattern=pattern)["InvokePermission"]
+        assert permission["Properties"]["SourceArn"] == pattern
+    else:
+        with pytest.raises(ValueError, match="SecretArnPattern"):
+            deploy("postgres-single-user", SecretArnPattern=pattern)
