@@ -15,15 +15,20 @@ export interface StepMetrics {
  * Step metrics through Powertools (CloudWatch embedded metric format): `StepDuration` in
  * milliseconds and `StepOutcome` as a count, with dimensions `service`, `step` and `outcome`,
  * flushed at the end of every invocation; `Degraded` (count) with dimensions `service` and
- * `Feature`, written at once. template.yaml's alarms name exactly these.
+ * `Feature`, written at once. In Lambda both also carry `FunctionName` (the deployed function,
+ * AWS_LAMBDA_FUNCTION_NAME): `service` is the same in every stack of one function, and a
+ * stack's alarms must not fire for another stack's rotations. template.yaml's alarms name
+ * exactly these.
  *
  * @example
  * const metrics = powertoolsStepMetrics(new Metrics({ namespace: 'SecretsRotation', serviceName }));
  */
 export function powertoolsStepMetrics(metrics: Metrics): StepMetrics {
+  const functionName = process.env.AWS_LAMBDA_FUNCTION_NAME;
+  const deployed: Record<string, string> = functionName ? { FunctionName: functionName } : {};
   return {
     record(step, outcome, durationMs, errorName) {
-      metrics.addDimensions({ step, outcome });
+      metrics.addDimensions({ ...deployed, step, outcome });
       metrics.addMetric('StepDuration', 'Milliseconds', durationMs);
       metrics.addMetric('StepOutcome', 'Count', 1);
       if (errorName !== undefined) metrics.addMetadata('error', errorName);
@@ -31,7 +36,7 @@ export function powertoolsStepMetrics(metrics: Metrics): StepMetrics {
     },
     degraded(feature) {
       const single = metrics.singleMetric();
-      single.addDimension('Feature', feature);
+      single.addDimensions({ ...deployed, Feature: feature });
       single.addMetric('Degraded', 'Count', 1);
     },
   };

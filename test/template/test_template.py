@@ -176,7 +176,8 @@ def test_alarm_email_creates_a_topic_a_rule_and_alarms():
 
 def test_alarm_metrics_match_what_the_code_emits():
     # shared/rotation/metrics.ts (EMF through Powertools): StepOutcome with dimensions
-    # service, step, outcome; Degraded with service, Feature (test/unit/metrics.test.ts).
+    # service, FunctionName, step, outcome; Degraded with service, FunctionName, Feature
+    # (test/unit/metrics.test.ts; FunctionName is AWS_LAMBDA_FUNCTION_NAME, set in Lambda).
     resources = deploy("mysql-single-user", AlarmTopicArn=TOPIC)
     alarms = of_type(resources, "AWS::CloudWatch::Alarm")
     steps = set()
@@ -186,15 +187,20 @@ def test_alarm_metrics_match_what_the_code_emits():
         metric = query["MetricStat"]["Metric"]
         assert (metric["Namespace"], metric["MetricName"]) == ("SecretsRotation", "StepOutcome")
         dims = {d["Name"]: d["Value"] for d in metric["Dimensions"]}
-        assert set(dims) == {"service", "step", "outcome"}
+        assert set(dims) == {"service", "FunctionName", "step", "outcome"}
         assert dims["service"] == "mysql-single-user" and dims["outcome"] == "failure"
+        # This stack's function only: another stack of mysql-single-user has the same service.
+        assert dims["FunctionName"] == {"Ref": "Function"}
         steps.add(dims["step"])
     assert steps == {"createSecret", "setSecret", "testSecret", "finishSecret"}
     degraded = alarms["GracePeriodDegradedAlarm"]["Properties"]
     assert {d["Name"]: d["Value"] for d in degraded["Dimensions"]} == {
         "service": "mysql-single-user",
+        "FunctionName": {"Ref": "Function"},
         "Feature": "MysqlRetainCurrentPassword",
     }
+    code = (ROOT / "shared/rotation/metrics.ts").read_text(encoding="utf-8")
+    assert "FunctionName: functionName" in code
     code = (ROOT / "shared/databases/mysql.ts").read_text(encoding="utf-8")
     assert "'MysqlRetainCurrentPassword'" in code
     assert alarms["ErrorsAlarm"]["Properties"]["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": "Function"}}]
@@ -276,3 +282,59 @@ def test_every_option_at_once_still_one_function_and_one_role(function):
     assert {"ErrorsAlarm", "StepFailureAlarm"} <= set(of_type(resources, "AWS::CloudWatch::Alarm"))
     xray = [s for _, s in statements(resources) if "xray:PutTraceSegments" in actions(s)]
     assert len(xray) == 1
+
+
+@pytest.mark.parametrize("function", ["mysql-single-user", "postgres-alternating-users", "twilio-api-key"])
+def test_created_topic_takes_alarms_only_from_this_stack(function):
+    # Review finding: the policy let any CloudWatch alarm of the account (alarm:*) publish, so
+    # anyone allowed to create an alarm could page this topic's recipients. Only the stack's own
+    # alarms, and only the stack's own rule, may publish.
+    resources = deploy(function, AlarmEmail="oncall@example.com")
+    policy = resources["AlarmTopicPolicy"]["Properties"]["PolicyDocument"]
+    alarms = sorted(of_type(resources, "AWS::CloudWatch::Alarm"))
+    by_service = {s["Principal"]["Service"]: s for s in policy["Statement"]}
+    assert set(by_service) == {"events.amazonaws.com", "cloudwatch.amazonaws.com"}
+    for statement in policy["Statement"]:
+        assert statement["Effect"] == "Allow" and statement["Action"] == "sns:Publish"
+        assert statement["Resource"] == {"Ref": "AlarmTopic"}
+        assert set(statement["Condition"]) == {"ArnEquals"} | (
+            {"StringEquals"} if statement is by_service["cloudwatch.amazonaws.com"] else set()
+        ), "no ArnLike: no wildcard source"
+    assert by_service["events.amazonaws.com"]["Condition"]["ArnEquals"] == {
+        "aws:SourceArn": {"Fn::GetAtt": ["RotationFailedRule", "Arn"]}
+    }
+    sources = by_service["cloudwatch.amazonaws.com"]["Condition"]["ArnEquals"]["aws:SourceArn"]
+    assert sorted(s["Fn::GetAtt"][0] for s in sources) == alarms
+    assert all(s["Fn::GetAtt"][1] == "Arn" for s in sources)
+
+
+# Lambda's own pattern for AddPermission's SourceArn (botocore, lambda 2015-03-31, shape Arn).
+LAMBDA_SOURCE_ARN = (
+    r"arn:(aws[a-zA-Z0-9-]*):([a-zA-Z0-9\-])+:((eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{1})?"
+    r":(\d{12})?:(.*)"
+)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "accepted"),
+    [
+        (PATTERN, True),
+        ("arn:aws-us-gov:secretsmanager:us-gov-west-1:123456789012:secret:db-??????", True),
+        ("arn:aws:secretsmanager:*:123456789012:secret:prod/*", False),
+        ("arn:aws:secretsmanager:us-east-1:*:secret:prod/*", False),
+        ("arn:aws:secretsmanager:us-?ast-1:123456789012:secret:prod/*", False),
+        ("arn:aws:secretsmanager:eu-west-1:12345678901:secret:x", False),
+        # Lambda takes an empty Region and account, but no secret ARN the service sends has them.
+        ("arn:aws:secretsmanager:::secret:prod/*", False),
+    ],
+)
+def test_secret_pattern_is_one_lambda_accepts_as_source_arn(pattern, accepted):
+    # Review finding: SecretArnPattern allowed * or ? in the Region and account ([^:]*), which IAM
+    # takes but Lambda's SourceArn does not: the stack failed at InvokePermission and rolled back.
+    if accepted:
+        assert re.fullmatch(LAMBDA_SOURCE_ARN, pattern)
+        permission = deploy("postgres-single-user", SecretArnPattern=pattern)["InvokePermission"]
+        assert permission["Properties"]["SourceArn"] == pattern
+    else:
+        with pytest.raises(ValueError, match="SecretArnPattern"):
+            deploy("postgres-single-user", SecretArnPattern=pattern)

@@ -66,6 +66,49 @@ describe('metrics as template.yaml alarms on them', () => {
   });
 });
 
+describe('in Lambda, the metrics name the deployed function (one stack of many)', () => {
+  // Review finding: every stack of one function emitted the same series (service is the
+  // function's folder name), so stack A's StepFailureAlarm / GracePeriodDegradedAlarm fired for
+  // stack B's failures. Lambda sets AWS_LAMBDA_FUNCTION_NAME; template.yaml's alarms name it.
+  const inStack = (name: string) => {
+    vi.stubEnv('AWS_LAMBDA_FUNCTION_NAME', name);
+    return powertoolsStepMetrics(
+      new Metrics({ namespace: 'SecretsRotation', serviceName: 'mysql-single-user' }),
+    );
+  };
+
+  it('StepOutcome: service, FunctionName, step, outcome', async () => {
+    const documents = await emitted(() => {
+      inStack('orders-db-Function-AAA').record('setSecret', 'failure', 12, 'Boom');
+      inStack('billing-db-Function-BBB').record('setSecret', 'failure', 12, 'Boom');
+    });
+    expect(documents.map((d) => d._aws.CloudWatchMetrics[0]?.Dimensions)).toEqual([
+      [['service', 'FunctionName', 'step', 'outcome']],
+      [['service', 'FunctionName', 'step', 'outcome']],
+    ]);
+    expect(documents.map((d) => d.FunctionName)).toEqual([
+      'orders-db-Function-AAA',
+      'billing-db-Function-BBB',
+    ]);
+    expect(documents[0]).toMatchObject({ service: 'mysql-single-user', StepOutcome: 1 });
+  });
+
+  it('Degraded: service, FunctionName, Feature', async () => {
+    const [document] = await emitted(() =>
+      inStack('orders-db-Function-AAA').degraded?.('MysqlRetainCurrentPassword'),
+    );
+    expect(document?._aws.CloudWatchMetrics[0]?.Dimensions).toEqual([
+      ['service', 'FunctionName', 'Feature'],
+    ]);
+    expect(document).toMatchObject({
+      service: 'mysql-single-user',
+      FunctionName: 'orders-db-Function-AAA',
+      Feature: 'MysqlRetainCurrentPassword',
+      Degraded: 1,
+    });
+  });
+});
+
 describe('a degraded feature reaches the metric', () => {
   it('sign-in hands the hook to the database', async () => {
     const seen: unknown[] = [];
