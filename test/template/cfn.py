@@ -121,11 +121,19 @@ class _Resolver:
                 if all(isinstance(i, (str, int)) for i in items):
                     return separator.join(str(i) for i in items)
                 return {"Fn::Join": [separator, items]}
-            if key == "Fn::Sub" and isinstance(arg, str):
+            if key == "Fn::Sub" and (
+                isinstance(arg, str) or (isinstance(arg, list) and isinstance(arg[0], str))
+            ):
+                # Fn::Sub "text", or Fn::Sub ["text", {Name: value}]: the map's names, then the
+                # parameters; what is left (pseudo parameters, attributes) stays symbolic.
+                text, names = (arg, {}) if isinstance(arg, str) else (arg[0], self.value(arg[1]))
+                known = {**self.params, **names}
                 text = re.sub(
                     r"\$\{([A-Za-z0-9]+)\}",
-                    lambda m: str(self.params[m.group(1)]) if m.group(1) in self.params else m.group(0),
-                    arg,
+                    lambda m: str(known[m.group(1)])
+                    if m.group(1) in known and isinstance(known[m.group(1)], (str, int))
+                    else m.group(0),
+                    text,
                 )
                 return text if "${" not in text else {"Fn::Sub": text}
         resolved = {key: self.value(item) for key, item in node.items()}

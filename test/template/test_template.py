@@ -338,3 +338,24 @@ def test_secret_pattern_is_one_lambda_accepts_as_source_arn(pattern, accepted):
     else:
         with pytest.raises(ValueError, match="SecretArnPattern"):
             deploy("postgres-single-user", SecretArnPattern=pattern)
+
+
+@pytest.mark.parametrize("function", ["postgres-alternating-users", "stripe-api-key"])
+def test_reader_name_gives_each_stack_its_own_tag_word(function):
+    # Review finding: the tag named the function, which every stack of it shares, so any stack of
+    # postgres-alternating-users could read every master tagged for any other. ReaderName makes
+    # the word the stack's own.
+    (read,) = [
+        s
+        for _, s in statements(deploy(function, ReaderName="orders-db"))
+        if s.get("Sid") in ("ReadMasterSecrets", "ReadManagingSecrets")
+    ]
+    tags = read["Condition"]["StringLike"]["secretsmanager:ResourceTag/RotationReaders"]
+    assert tags == ["orders-db", "orders-db *", "* orders-db", "* orders-db *"]
+
+
+@pytest.mark.parametrize("name", ["*", "orders db", "orders?", "-x", "a" * 129])
+def test_reader_name_refuses_spaces_and_wildcards(name):
+    # A space would split the word; * and ? are wildcards in StringLike and would widen the grant.
+    with pytest.raises(ValueError, match="ReaderName"):
+        deploy("postgres-alternating-users", ReaderName=name)
