@@ -21,7 +21,9 @@ log() { echo "start-mariadb: $*" >&2; }
 find_server() {
   local candidate
   for candidate in /usr/sbin/mariadbd /usr/sbin/mysqld; do
-    [ -x "$candidate" ] && "$candidate" --version 2>/dev/null | grep -q MariaDB && { echo "$candidate"; return 0; }
+    # The version is read whole first (grep -q on a pipe under pipefail can fail on SIGPIPE).
+    [ -x "$candidate" ] && grep -q MariaDB <<<"$("$candidate" --version 2>/dev/null || true)" &&
+      { echo "$candidate"; return 0; }
   done
   return 1
 }

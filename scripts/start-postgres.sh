@@ -8,6 +8,8 @@
 #   localhost / 127.0.0.1; also prints `export PG_TLS_CA_FILE=<the CA certificate>`.
 # PG_URL_VAR names the printed URL variable (default PG_ADMIN_URL).
 set -euo pipefail
+# Root's tools (runuser, useradd) live in sbin, which a plain user's PATH may lack.
+export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 
 PORT="${PG_PORT:-55432}"
 DATA="${PG_DATA_DIR:-/tmp/rotation-postgres}"
