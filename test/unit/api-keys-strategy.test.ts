@@ -367,33 +367,36 @@ describe('API-key setSecret guards', () => {
   );
 });
 
-describe('API-key managing secrets', () => {
-  function twilioSecret(admin: Record<string, unknown>) {
-    const adminArn = fake.createSecret({
-      name: `api-key-admin/${randomSuffix()}`,
-      secretString: JSON.stringify({
-        account_sid: twilio.fake.accountSid,
-        auth_token: twilio.fake.authToken,
-        ...admin,
-      }),
-    });
-    const first = twilio.fake.seedKey(`sms-${randomSuffix()}`);
-    const name = `twilio/${randomSuffix()}`;
-    return {
+/** A Twilio secret and its managing secret; `admin` may depend on the secret's name. */
+function twilioSecret(
+  admin: Record<string, unknown> | ((name: string) => Record<string, unknown>),
+) {
+  const name = `twilio/${randomSuffix()}`;
+  const adminArn = fake.createSecret({
+    name: `api-key-admin/${randomSuffix()}`,
+    secretString: JSON.stringify({
+      account_sid: twilio.fake.accountSid,
+      auth_token: twilio.fake.authToken,
+      ...(typeof admin === 'function' ? admin(name) : admin),
+    }),
+  });
+  const first = twilio.fake.seedKey(`sms-${randomSuffix()}`);
+  return {
+    name,
+    secretId: fake.createSecret({
       name,
-      secretId: fake.createSecret({
-        name,
-        secretString: JSON.stringify({
-          provider: 'twilio',
-          key: first.secret,
-          key_id: first.id,
-          account_sid: twilio.fake.accountSid,
-          adminarn: adminArn,
-        }),
+      secretString: JSON.stringify({
+        provider: 'twilio',
+        key: first.secret,
+        key_id: first.id,
+        account_sid: twilio.fake.accountSid,
+        adminarn: adminArn,
       }),
-    };
-  }
+    }),
+  };
+}
 
+describe('API-key managing secrets', () => {
   it.each([
     ['lists no secrets', {}],
     ['lists other secrets only', allowing('twilio/someone-else')],
@@ -412,25 +415,8 @@ describe('API-key managing secrets', () => {
   );
 
   it('a managing secret that lists this secret (by pattern) rotates it, and its token is never logged', async () => {
-    const name = `twilio/${randomSuffix()}`;
-    const adminArn = fake.createSecret({
-      name: `api-key-admin/${randomSuffix()}`,
-      secretString: JSON.stringify({
-        account_sid: twilio.fake.accountSid,
-        auth_token: twilio.fake.authToken,
-        allowedsecrets: ['arn:aws:secretsmanager:*:*:secret:twilio/*'],
-      }),
-    });
-    const first = twilio.fake.seedKey(`sms-${randomSuffix()}`);
-    const secretId = fake.createSecret({
-      name,
-      secretString: JSON.stringify({
-        provider: 'twilio',
-        key: first.secret,
-        key_id: first.id,
-        account_sid: twilio.fake.accountSid,
-        adminarn: adminArn,
-      }),
+    const { secretId } = twilioSecret({
+      allowedsecrets: ['arn:aws:secretsmanager:*:*:secret:twilio/*'],
     });
 
     const result = await rotation(twilio, secretId);
@@ -654,26 +640,9 @@ describe('ARN patterns of allowedsecrets', () => {
   });
 
   it('lets a managing secret list several patterns, any one of which admits the secret', async () => {
-    const name = `twilio/${randomSuffix()}`;
-    const adminArn = fake.createSecret({
-      name: `api-key-admin/${randomSuffix()}`,
-      secretString: JSON.stringify({
-        account_sid: twilio.fake.accountSid,
-        auth_token: twilio.fake.authToken,
-        allowedsecrets: ['arn:aws:secretsmanager:*:*:secret:other/*', `arn:*:secret:${name}-*`],
-      }),
-    });
-    const first = twilio.fake.seedKey(`sms-${randomSuffix()}`);
-    const secretId = fake.createSecret({
-      name,
-      secretString: JSON.stringify({
-        provider: 'twilio',
-        key: first.secret,
-        key_id: first.id,
-        account_sid: twilio.fake.accountSid,
-        adminarn: adminArn,
-      }),
-    });
+    const { secretId } = twilioSecret((name) => ({
+      allowedsecrets: ['arn:aws:secretsmanager:*:*:secret:other/*', `arn:*:secret:${name}-*`],
+    }));
     const result = await rotation(twilio, secretId);
     expect(result.completed, String(result.error)).toBe(true);
   });
