@@ -14,8 +14,11 @@ const projects = (base.test?.projects ?? []) as Project[];
 const unknown = wanted.filter((name) => !projects.some((project) => project.test.name === name));
 if (unknown.length > 0) throw new Error(`MUTATE_PROJECTS: no vitest project ${unknown.join(', ')}`);
 
+// The root's settings come too: its global setup starts the servers the database projects ask for
+// (test/support/servers-global-setup.ts); without it every database test fails the dry run.
 export default defineConfig({
   test: {
+    ...base.test,
     projects: projects.filter((project) => wanted.includes(project.test.name)) as never,
   },
 });
