@@ -15,7 +15,8 @@ import { calculateMutationTestMetrics } from 'mutation-testing-metrics';
 const BENCH = 'bench';
 const SCORES = join(BENCH, 'mutation', 'scores.json');
 const EQUIVALENT = join(BENCH, 'mutation', 'equivalent.json');
-const REPORT_DIR = join(BENCH, 'tmp');
+// MUTATION_REPORT_DIR: where --check reads the reports (.ci/run points it at a planted drop).
+const REPORT_DIR = process.env.MUTATION_REPORT_DIR ?? join(BENCH, 'tmp');
 
 const TITLES = {
   'protocol-before': 'Before (commit 8f0d0dc, unit project): shared/rotation + shared/strategies',
