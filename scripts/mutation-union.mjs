@@ -1,0 +1,55 @@
+#!/usr/bin/env node
+// Combines two Stryker JSON reports of the same scope into one, mutant by mutant:
+//   node scripts/mutation-union.mjs OLDER NEWER OUT
+// A mutant counts as detected when either run detected it. That is what one run with both runs'
+// tests would find, as long as the code and the older run's tests are still there: so mutants
+// are matched (mutator, replacement, position) only in files whose source is the same in both
+// reports; in a file that changed, only NEWER counts. Used to put the all-projects run
+// (`npm run mutate`, slow: the database projects) together with a later unit-project run
+// (`npm run mutate:unit`, after tests were added) without rerunning the servers' tests for
+// every mutant; bench/mutation.md names both runs.
+import { readFileSync, writeFileSync } from 'node:fs';
+
+const [olderFile, newerFile, outFile] = process.argv.slice(2);
+if (!outFile) {
+  console.error('usage: node scripts/mutation-union.mjs OLDER.json NEWER.json OUT.json');
+  process.exit(2);
+}
+const older = JSON.parse(readFileSync(olderFile, 'utf8'));
+const newer = JSON.parse(readFileSync(newerFile, 'utf8'));
+
+const RANK = { Killed: 3, Timeout: 3, Survived: 1, NoCoverage: 0 };
+const keyOf = (m) =>
+  [
+    m.mutatorName,
+    m.replacement,
+    m.location.start.line,
+    m.location.start.column,
+    m.location.end.line,
+    m.location.end.column,
+  ].join(':');
+
+let upgraded = 0;
+let changedFiles = 0;
+for (const [name, file] of Object.entries(newer.files)) {
+  const before = older.files[name];
+  if (!before || before.source !== file.source) {
+    changedFiles++;
+    continue;
+  }
+  const earlier = new Map(before.mutants.map((m) => [keyOf(m), m]));
+  for (const mutant of file.mutants) {
+    const other = earlier.get(keyOf(mutant));
+    if (!other || !(mutant.status in RANK) || !(other.status in RANK)) continue;
+    if (RANK[other.status] > RANK[mutant.status]) {
+      mutant.status = other.status;
+      mutant.killedBy = other.killedBy;
+      mutant.statusReason = `detected by the older run (${olderFile})`;
+      upgraded++;
+    }
+  }
+}
+writeFileSync(outFile, JSON.stringify(newer));
+console.log(
+  `mutation union: ${upgraded} mutant(s) detected only by ${olderFile}; ${changedFiles} file(s) absent from the older run or changed since, taken from ${newerFile} alone; wrote ${outFile}`,
+);
