@@ -246,3 +246,33 @@ describe('what an error names', () => {
     expect(thrown?.message).toContain('revoking the superseded key k0, k1 failed');
   });
 });
+
+describe('the revocation log lines', () => {
+  it('say which version each revoked key was', async () => {
+    const ours = ownPrefix(SECRET_ARN);
+    const { provider, revoked } = stubProvider({
+      list: async () => [
+        { id: 'k0', name: `${ours}older` },
+        { id: 'k1', name: `${ours}old` },
+      ],
+    });
+    const step = stepWith(provider, {
+      current: secretText('k1', { adminarn: ADMIN_ARN }),
+      pending: secretText('k2', { adminarn: ADMIN_ARN }),
+      previous: secretText('k0', { adminarn: ADMIN_ARN }),
+      admin: JSON.stringify({ key: 'admin-key-1', allowedsecrets: [SECRET_ARN] }),
+    });
+
+    await apiKeys(provider, { revokeDemotedKey: 'immediately' }).afterFinish?.(step);
+
+    expect(revoked).toEqual(['k0', 'k1']);
+    expect(
+      (step.logger as LogRecorder).lines
+        .filter((line) => line.message === 'revoked the superseded key')
+        .map((line) => [line.attributes.keyId, line.attributes.was]),
+    ).toEqual([
+      ['k0', 'AWSPREVIOUS before this rotation'],
+      ['k1', 'AWSCURRENT before this rotation'],
+    ]);
+  });
+});

@@ -267,7 +267,7 @@ describe('finishSecret', () => {
     expect(fake.versionOf(secretId)).toBe(token);
     const moves = fake.callsOf<UpdateSecretVersionStageRequest>('UpdateSecretVersionStage');
     expect(moves).toHaveLength(1);
-    expect(moves[0]).not.toHaveProperty('RemoveFromVersionId');
+    expect(moves[0]?.RemoveFromVersionId).toBeUndefined();
   });
 
   it.each([

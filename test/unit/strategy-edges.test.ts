@@ -310,3 +310,83 @@ describe('"too many connections" near the Lambda deadline', () => {
     expect(db.actions).toEqual([`connect app@${HOST}`]);
   });
 });
+
+describe('decision log lines (one structured line per decision)', () => {
+  const alternating = (database: MemoryDatabase) =>
+    createRotationHandler({ strategy: alternatingUsers(database), logger: logs, env: {} });
+  const rotateAlternating = (database: MemoryDatabase, secretId: string) =>
+    rotate({ fake, secretId, invoke: (e) => alternating(database)(e, context) });
+  const seeded = (database: MemoryDatabase) => {
+    const masterArn = seedMaster(database, fake, HOST);
+    return fake.createSecret({
+      name: 'orders/app',
+      secretString: appSecretValue({ masterarn: masterArn }),
+    });
+  };
+  const line = (message: string) => logs.lines.filter((entry) => entry.message === message);
+  const CREATED = "created the alternate user with the privileges of AWSCURRENT's";
+  const RECONCILED = "reconciled the clone's privileges with the original's";
+
+  it('names the account scope on the "created the alternate user" line where accounts have one', async () => {
+    class Scoped extends MemoryDatabase {
+      async signedInScope(): Promise<string> {
+        return '10.0.0.%';
+      }
+      async accountScope(): Promise<string> {
+        return '10.0.0.%';
+      }
+    }
+    const scoped = new Scoped();
+    const result = await rotateAlternating(scoped, seeded(scoped));
+    expect(result.completed, String(result.error)).toBe(true);
+    expect(line(CREATED).map((entry) => entry.attributes.scope)).toEqual(['10.0.0.%']);
+  });
+
+  it('writes no scope attribute where accounts have none', async () => {
+    const result = await rotateAlternating(db, seeded(db));
+    expect(result.completed, String(result.error)).toBe(true);
+    expect(line(CREATED)).toHaveLength(1);
+    expect(line(CREATED)[0]?.attributes).not.toHaveProperty('scope');
+  });
+
+  it("logs the clone's privileges as reconciled only when something changed", async () => {
+    const secretId = seeded(db);
+    await rotateAlternating(db, secretId); // creates app_clone
+    await rotateAlternating(db, secretId); // app_clone → app: nothing to reconcile
+    expect(line(RECONCILED)).toEqual([]);
+
+    db.grants.set('app', ['SELECT ON orders']);
+    await rotateAlternating(db, secretId);
+    expect(line(RECONCILED).map((entry) => entry.attributes.changes)).toEqual([
+      ['granted SELECT ON orders'],
+    ]);
+  });
+
+  it('logs no reconciliation on a server that has no privileges to mirror', async () => {
+    const plain = new MemoryDatabase();
+    Object.defineProperty(plain, 'syncPrivileges', { value: undefined });
+    const secretId = seeded(plain);
+    await rotateAlternating(plain, secretId);
+    const second = await rotateAlternating(plain, secretId);
+    expect(second.completed, String(second.error)).toBe(true);
+    expect(line(RECONCILED)).toEqual([]);
+  });
+
+  it('single user says which stored value it signed in with', async () => {
+    db.addUser(HOST, 'app', 'current-password-1');
+    const secretId = fake.createSecret({ name: 'orders/app', secretString: appSecretValue() });
+    const handler = createRotationHandler({ strategy: singleUser(db), logger: logs, env: {} });
+    const result = await rotate({ fake, secretId, invoke: (e) => handler(e, context) });
+    expect(result.completed, String(result.error)).toBe(true);
+    expect(logs.messages()).toContain('signed in with AWSCURRENT');
+  });
+
+  it('single user never claims AWSPREVIOUS names another account when there is no AWSPREVIOUS', async () => {
+    db.addUser(HOST, 'app', 'reset-by-a-person');
+    const secretId = fake.createSecret({ name: 'orders/app', secretString: appSecretValue() });
+    const handler = createRotationHandler({ strategy: singleUser(db), logger: logs, env: {} });
+    const result = await rotate({ fake, secretId, invoke: (e) => handler(e, context) });
+    expect(result.failedStep).toBe('setSecret');
+    expect(logs.lines.filter((entry) => entry.level === 'warn')).toEqual([]);
+  });
+});
