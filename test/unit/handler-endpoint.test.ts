@@ -42,3 +42,23 @@ it('sends every call to SECRETS_MANAGER_ENDPOINT, trimmed', async () => {
   );
   expect(fake.valueOf(secretId, 'AWSPENDING')).toBe('{"n":2}');
 });
+
+it('treats a blank SECRETS_MANAGER_ENDPOINT as unset: the SDK picks the endpoint itself', async () => {
+  // The SDK's own endpoint setting (AWS_ENDPOINT_URL_SECRETS_MANAGER) stands in for the regional
+  // endpoint it would otherwise choose; an explicit blank endpoint would override it.
+  const secretId = fake.createSecret({ name: 'blank', secretString: '{"n":1}' });
+  const token = fake.startRotation(secretId);
+  const saved = process.env.AWS_ENDPOINT_URL_SECRETS_MANAGER;
+  process.env.AWS_ENDPOINT_URL_SECRETS_MANAGER = server.endpoint;
+  try {
+    const handler = createRotationHandler({ strategy, env: { SECRETS_MANAGER_ENDPOINT: '  \n' } });
+    await handler(
+      { Step: 'createSecret', SecretId: secretId, ClientRequestToken: token },
+      { getRemainingTimeInMillis: () => 10_000 },
+    );
+  } finally {
+    if (saved === undefined) delete process.env.AWS_ENDPOINT_URL_SECRETS_MANAGER;
+    else process.env.AWS_ENDPOINT_URL_SECRETS_MANAGER = saved;
+  }
+  expect(fake.valueOf(secretId, 'AWSPENDING')).toBe('{"n":2}');
+});

@@ -17,11 +17,15 @@ beforeAll(() => {
   bundle('beta-api-key', "export const handler = async () => 'beta';");
   bundle('no-handler', 'export const other = 1;');
   mkdirSync(path.join(dir, 'empty-folder'));
+  // Not function folders: a name that is not kebab-case (a chunk folder, an upper-case copy).
+  bundle('Shared_Chunks', "export const handler = async () => 'chunk';");
+  bundle('Alpha-Single-User', "export const handler = async () => 'copy';");
+  writeFileSync(path.join(dir, 'loose-file'), '');
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('the entry point loads the function the stack deploys', () => {
-  it('lists the bundles beside it', () => {
+  it('lists the bundles beside it, and only folders named like a function', () => {
     expect(bundledFunctions(dir)).toEqual(['alpha-single-user', 'beta-api-key', 'no-handler']);
   });
 
