@@ -21,7 +21,8 @@ const REPORT_DIR = process.env.MUTATION_REPORT_DIR ?? join(BENCH, 'tmp');
 const TITLES = {
   'protocol-before': 'Before (commit 8f0d0dc, unit project): shared/rotation + shared/strategies',
   'protocol-unit': 'shared/rotation + shared/strategies, killed by the unit project',
-  'protocol-all': 'shared/rotation + shared/strategies, killed by all four projects',
+  'protocol-all':
+    'shared/rotation + shared/strategies, killed by all four projects (`npm run mutate`: the unit project, then the database projects over its survivors)',
   'adapters-unit': 'shared/databases + shared/providers (adapters), killed by the unit project',
   'adapters-all': 'shared/databases + shared/providers (adapters), killed by all four projects',
 };
@@ -182,7 +183,8 @@ function render(recorded) {
     '',
     '| scope | target | now | |',
     '|---|---|---|---|',
-    `| shared/rotation + shared/strategies (unit project) | ≥ 90 % | ${score('protocol-unit')} (before: ${score('protocol-before')}) | ${met('protocol-unit', 90)} |`,
+    `| shared/rotation + shared/strategies, \`npm run mutate\` (all four projects) | ≥ 90 % | ${score('protocol-all')} (before: ${score('protocol-before')}, unit project) | ${met('protocol-all', 90)} |`,
+    `| shared/rotation + shared/strategies, unit project alone (CI's check) | ≥ 90 % | ${score('protocol-unit')} | ${met('protocol-unit', 90)} |`,
     `| the guards named in issue 14 | 100 % | see \`bench/mutation-guards.md\` | |`,
     `| shared/databases + shared/providers (unit project) | ≥ ${ADAPTER_TARGET} % | ${score('adapters-unit')} | ${met('adapters-unit', ADAPTER_TARGET)} |`,
     '',

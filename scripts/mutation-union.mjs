@@ -1,6 +1,9 @@
 #!/usr/bin/env node
 // Combines two Stryker JSON reports of the same scope into one, mutant by mutant:
 //   node scripts/mutation-union.mjs OLDER NEWER OUT
+//   node scripts/mutation-union.mjs --survivors REPORT
+//       prints the mutants REPORT left alive (survived or not covered) as Stryker mutation
+//       ranges (file:line:column-line:column, comma-separated), for `stryker run --mutate`
 // A mutant counts as detected when either run detected it. That is what one run with both runs'
 // tests would find, as long as the code and the older run's tests are still there: so mutants
 // are matched (mutator, replacement, position) only in files whose source is the same in both
@@ -9,6 +12,24 @@
 // (`npm run mutate:unit`, after tests were added) without rerunning the servers' tests for
 // every mutant; bench/mutation.md names both runs.
 import { readFileSync, writeFileSync } from 'node:fs';
+import { relative, resolve } from 'node:path';
+
+if (process.argv[2] === '--survivors') {
+  const report = JSON.parse(readFileSync(process.argv[3], 'utf8'));
+  const ranges = [];
+  for (const [name, file] of Object.entries(report.files)) {
+    const path = relative(process.cwd(), resolve(name));
+    for (const { status, location: at } of file.mutants) {
+      if (status !== 'Survived' && status !== 'NoCoverage') continue;
+      // The report's columns count from 1, a range's start column from 0 (its end column is included).
+      ranges.push(
+        `${path}:${at.start.line}:${at.start.column - 1}-${at.end.line}:${at.end.column}`,
+      );
+    }
+  }
+  process.stdout.write(ranges.join(','));
+  process.exit(0);
+}
 
 const [olderFile, newerFile, outFile] = process.argv.slice(2);
 if (!outFile) {
