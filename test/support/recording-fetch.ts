@@ -66,7 +66,9 @@ export const networkError = (code: string) =>
   Object.assign(new TypeError('fetch failed'), { cause: Object.assign(new Error(code), { code }) });
 
 /** HTTP client settings for tests: the scripted fetch, no real waiting. */
-export const noWait = (fetch: typeof globalThis.fetch | ReturnType<typeof recordingFetch>['fetch']) => ({
+export const noWait = (
+  fetch: typeof globalThis.fetch | ReturnType<typeof recordingFetch>['fetch'],
+) => ({
   fetch: fetch as typeof globalThis.fetch,
   sleep: async () => {},
   random: () => 0.5,

@@ -82,9 +82,12 @@ describe('provider HTTP client: retries and waiting', () => {
 
   it('backs off exponentially with jitter, capped at 8 s, and gives up after the attempts allowed', async () => {
     // Prepare: a read that always answers 503; jitter fixed at one half.
-    const { http, sent, waits } = client(Array.from({ length: 8 }, () => status(503)), {
-      maxAttempts: 8,
-    });
+    const { http, sent, waits } = client(
+      Array.from({ length: 8 }, () => status(503)),
+      {
+        maxAttempts: 8,
+      },
+    );
 
     // Act
     const failure = await failureOf(http.send(callContext(120_000), read));
@@ -174,7 +177,9 @@ describe('provider HTTP client: retries and waiting', () => {
     expect(failure).toBeInstanceOf(RateLimitedError);
     expect((failure as RateLimitedError).status).toBe(429);
     expect((failure as RateLimitedError).code).toBe('api_error');
-    expect(failure.message).toContain('it asks to wait 3 s but 3 s are left before the Lambda deadline');
+    expect(failure.message).toContain(
+      'it asks to wait 3 s but 3 s are left before the Lambda deadline',
+    );
     expect(sent).toHaveLength(1);
     expect(waits).toEqual([]);
   });
@@ -285,24 +290,27 @@ describe('provider HTTP client: requests and failures', () => {
     ['EPIPE', ConnectionError, 'unavailable'],
     ['UND_ERR_CLOSED', ConnectionError, 'unavailable'],
     ['ETIMEDOUT', ConnectionError, 'unavailable'],
-  ] as const)('classifies a fetch failure with code %s as %O (%s), keeping the cause', async (code, type, failure) => {
-    // Prepare
-    const thrown = networkError(code);
-    const { http } = client([thrown]);
+  ] as const)(
+    'classifies a fetch failure with code %s as %O (%s), keeping the cause',
+    async (code, type, failure) => {
+      // Prepare
+      const thrown = networkError(code);
+      const { http } = client([thrown]);
 
-    // Act
-    const error = await failureOf(http.send(callContext(), create));
+      // Act
+      const error = await failureOf(http.send(callContext(), create));
 
-    // Assess
-    expect(error).toBeInstanceOf(type);
-    expect(error.name).toBe(type.name);
-    expect((error as ConnectionError).failure).toBe(failure);
-    expect(error.cause).toBe(thrown);
-    if (type === ConnectionError) {
-      expect(error).not.toBeInstanceOf(HostUnreachableError);
-      expect(error).not.toBeInstanceOf(TlsError);
-    }
-  });
+      // Assess
+      expect(error).toBeInstanceOf(type);
+      expect(error.name).toBe(type.name);
+      expect((error as ConnectionError).failure).toBe(failure);
+      expect(error.cause).toBe(thrown);
+      if (type === ConnectionError) {
+        expect(error).not.toBeInstanceOf(HostUnreachableError);
+        expect(error).not.toBeInstanceOf(TlsError);
+      }
+    },
+  );
 
   it('tells a lost answer (the provider may have acted) from another network failure', async () => {
     // Prepare
@@ -507,9 +515,7 @@ describe('provider answers read with limits', () => {
   it('answers a 204 without a body, and keeps nothing of a body that is not JSON', async () => {
     // Prepare
     const empty = withLimit(() => new Response(null, { status: 204 }));
-    const html = withLimit(
-      () => new Response('<html>sk_live_leaked</html>', { status: 502 }),
-    );
+    const html = withLimit(() => new Response('<html>sk_live_leaked</html>', { status: 502 }));
 
     // Act
     const deleted = await empty.send(callContext(), { ...read, method: 'DELETE' });

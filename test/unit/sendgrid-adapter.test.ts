@@ -115,7 +115,11 @@ describe('SendGrid requests', () => {
       {
         method: 'POST',
         url: 'https://api.sendgrid.com/v3/api_keys',
-        headers: { accept: 'application/json', authorization: bearer, 'content-type': 'application/json' },
+        headers: {
+          accept: 'application/json',
+          authorization: bearer,
+          'content-type': 'application/json',
+        },
       },
       {
         method: 'GET',
@@ -187,7 +191,9 @@ describe('SendGrid requests', () => {
     await provider.list(ADMIN, GLOBAL, callContext());
     await provider.verify({ id: 'k', key: 'SG.a.b', spec: GLOBAL }, callContext());
     await provider.revoke(ADMIN, 'k', GLOBAL, callContext());
-    const failure = await failureOf(provider.mint(ADMIN, { name: 'n', spec: GLOBAL }, callContext()));
+    const failure = await failureOf(
+      provider.mint(ADMIN, { name: 'n', spec: GLOBAL }, callContext()),
+    );
 
     // Assess
     expect(sent.map((request) => request.method)).toEqual([
@@ -246,7 +252,12 @@ describe('SendGrid minting', () => {
     const unreadable = sendGrid([forbidden, { status: 401 }]);
     const underLimit = sendGrid([
       forbidden,
-      { status: 200, body: { result: Array.from({ length: 99 }, (_, i) => ({ api_key_id: `k${i}`, name: 'n' })) } },
+      {
+        status: 200,
+        body: {
+          result: Array.from({ length: 99 }, (_, i) => ({ api_key_id: `k${i}`, name: 'n' })),
+        },
+      },
     ]);
     const request = { name: 'n', spec: GLOBAL };
 
@@ -265,11 +276,18 @@ describe('SendGrid minting', () => {
     // Prepare
     const { provider } = sendGrid([
       { status: 403, body: { errors: [{ message: 'access forbidden' }] } },
-      { status: 200, body: { result: Array.from({ length: 100 }, (_, i) => ({ api_key_id: `k${i}`, name: 'n' })) } },
+      {
+        status: 200,
+        body: {
+          result: Array.from({ length: 100 }, (_, i) => ({ api_key_id: `k${i}`, name: 'n' })),
+        },
+      },
     ]);
 
     // Act
-    const failure = await failureOf(provider.mint(ADMIN, { name: 'n', spec: GLOBAL }, callContext()));
+    const failure = await failureOf(
+      provider.mint(ADMIN, { name: 'n', spec: GLOBAL }, callContext()),
+    );
 
     // Assess
     expect(failure).toBeInstanceOf(KeyLimitError);
@@ -285,7 +303,9 @@ describe('SendGrid minting', () => {
     ]);
 
     // Act
-    const failure = await failureOf(provider.mint(ADMIN, { name: 'n', spec: GLOBAL }, callContext()));
+    const failure = await failureOf(
+      provider.mint(ADMIN, { name: 'n', spec: GLOBAL }, callContext()),
+    );
 
     // Assess
     expect(failure).toBeInstanceOf(ProviderError);
@@ -438,7 +458,9 @@ describe('SendGrid secrets', () => {
     expect(sendGridProvider.secretsOfAdmin(admin)).toEqual([ADMIN.key]);
     expect(missing).toThrow(expect.objectContaining({ field: 'key' }));
     expect(long).toThrow(expect.objectContaining({ field: 'key' }));
-    expect(sendGridProvider.parseAdmin({ key: 'k'.repeat(512) }, 'm', GLOBAL).key).toHaveLength(512);
+    expect(sendGridProvider.parseAdmin({ key: 'k'.repeat(512) }, 'm', GLOBAL).key).toHaveLength(
+      512,
+    );
   });
 
   it('lets a key rotate itself only with all three key-management scopes', () => {

@@ -122,7 +122,9 @@ describe('Stripe errors', () => {
   it('reads the code, or the type when there is no code, and the message', () => {
     // Act
     const cases = [
-      stripeError({ error: { type: 'invalid_request_error', code: 'resource_missing', message: 'm' } }),
+      stripeError({
+        error: { type: 'invalid_request_error', code: 'resource_missing', message: 'm' },
+      }),
       stripeError({ error: { type: 'api_error', message: 'm' } }),
       stripeError({ error: { code: 5, type: 7 } }),
       stripeError({ error: 'text' }),
@@ -187,7 +189,12 @@ describe('Stripe errors', () => {
   it('explains a direct account and the key limit by their preview codes', async () => {
     // Prepare
     const { provider } = stripe([
-      stripeFailure(400, 'invalid_request_error', 'direct', 'api_key_direct_operation_not_supported'),
+      stripeFailure(
+        400,
+        'invalid_request_error',
+        'direct',
+        'api_key_direct_operation_not_supported',
+      ),
       stripeFailure(400, 'invalid_request_error', 'limit', 'api_key_limit_reached'),
       stripeFailure(400, 'invalid_request_error', 'other', 'parameter_missing'),
     ]);
@@ -229,7 +236,10 @@ describe('Stripe errors', () => {
       await failureOf(provider.list(ADMIN, {}, callContext())),
       await failureOf(provider.revoke(ADMIN, 'mk_1', {}, callContext())),
       await failureOf(
-        provider.verify({ id: 'mk', key: 'verified-key-0123456789abcdef', spec: {} }, callContext()),
+        provider.verify(
+          { id: 'mk', key: 'verified-key-0123456789abcdef', spec: {} },
+          callContext(),
+        ),
       ),
     ];
 
@@ -305,7 +315,11 @@ describe('Stripe minting', () => {
     const call = callContext();
 
     // Act
-    const key = await provider.mint(ADMIN, { name: 'n', spec: { permissions: ['balance_read'] } }, call);
+    const key = await provider.mint(
+      ADMIN,
+      { name: 'n', spec: { permissions: ['balance_read'] } },
+      call,
+    );
 
     // Assess
     expect(key).toEqual({ id: 'mk_new', key: 'rk_test_new', name: 'n' });
@@ -356,8 +370,16 @@ describe('Stripe minting', () => {
 
   it.each([
     ['another format', { format: 'jwe_json' }, /as "jwe_json"; only jwe_compact is supported/],
-    ['another recipient', { recipient_key_id: 'someone-else' }, /to public key someone-else, not ours/],
-    ['a ciphertext that does not decrypt', { ciphertext: 'a.b.c.d.e' }, /cannot decrypt the new Stripe secret/],
+    [
+      'another recipient',
+      { recipient_key_id: 'someone-else' },
+      /to public key someone-else, not ours/,
+    ],
+    [
+      'a ciphertext that does not decrypt',
+      { ciphertext: 'a.b.c.d.e' },
+      /cannot decrypt the new Stripe secret/,
+    ],
   ])('refuses an encrypted secret with %s, and expires the key', async (_, override, message) => {
     // Prepare
     const admin = createStripe({ apiVersion: VERSION }).parseAdmin(
@@ -568,7 +590,12 @@ describe('Stripe verification and listing', () => {
 
   it('keeps only id, name, status and type of a listed key, with defaults for missing ones', () => {
     // Act
-    const bare = toKeyListing({ id: 'mk_1', name: 5, status: null, secret_key: { token: 'rk_live_x' } });
+    const bare = toKeyListing({
+      id: 'mk_1',
+      name: 5,
+      status: null,
+      secret_key: { token: 'rk_live_x' },
+    });
     const none = toKeyListing({ name: 'no id' });
 
     // Assess
@@ -630,9 +657,17 @@ describe('Stripe secrets', () => {
     ['a live secret key without private_key', { key: 'sk_live_app' }, 'private_key'],
     ['a live restricted key without private_key', { key: 'rk_live_app' }, 'private_key'],
     ['a context with a space', { key: 'sk_test_app', stripe_context: 'acct 1' }, 'stripe_context'],
-    ['a context of 256 characters', { key: 'sk_test_app', stripe_context: 'a'.repeat(256) }, 'stripe_context'],
+    [
+      'a context of 256 characters',
+      { key: 'sk_test_app', stripe_context: 'a'.repeat(256) },
+      'stripe_context',
+    ],
     ['a key of 513 characters', { key: 'k'.repeat(513) }, 'key'],
-    ['a private key that is not PEM', { key: 'sk_test_app', private_key: 'not a key' }, 'private_key'],
+    [
+      'a private key that is not PEM',
+      { key: 'sk_test_app', private_key: 'not a key' },
+      'private_key',
+    ],
   ])('refuses %s, naming the field', (_, raw, field) => {
     // Act
     const parse = () => provider.parseAdmin(raw, 'managing secret m', {});

@@ -27,7 +27,10 @@ const KEY_SID = `SK${'a'.repeat(32)}`;
 const TOKEN = '0123456789abcdef0123456789abcdef';
 const ADMIN: TwilioAdmin = { accountSid: ACCOUNT, user: ACCOUNT, password: TOKEN };
 const STANDARD = { accountSid: ACCOUNT };
-const RESTRICTED = { accountSid: ACCOUNT, policy: { allow: ['/twilio/messaging/messages/create'] } };
+const RESTRICTED = {
+  accountSid: ACCOUNT,
+  policy: { allow: ['/twilio/messaging/messages/create'] },
+};
 const basic = (user: string, password: string) =>
   `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
 
@@ -197,21 +200,24 @@ describe('Twilio minting', () => {
     ['an empty secret', { sid: KEY_SID, secret: '' }],
     ['a numeric secret', { sid: KEY_SID, secret: 5 }],
     ['a null body', null],
-  ])('refuses a create answer with %s, and registers only a secret it was given', async (_, body) => {
-    // Prepare
-    const { provider } = twilio([{ status: 201, body }]);
-    const call = callContext();
+  ])(
+    'refuses a create answer with %s, and registers only a secret it was given',
+    async (_, body) => {
+      // Prepare
+      const { provider } = twilio([{ status: 201, body }]);
+      const call = callContext();
 
-    // Act
-    const failure = await failureOf(provider.mint(ADMIN, { name: 'n', spec: STANDARD }, call));
+      // Act
+      const failure = await failureOf(provider.mint(ADMIN, { name: 'n', spec: STANDARD }, call));
 
-    // Assess
-    expect(failure).toBeInstanceOf(ProviderError);
-    expect((failure as ProviderError).status).toBe(201);
-    expect((failure as ProviderError).provider).toBe('Twilio');
-    const given = (body as { secret?: unknown } | null)?.secret;
-    expect(call.redacted).toEqual(typeof given === 'string' ? [given] : []);
-  });
+      // Assess
+      expect(failure).toBeInstanceOf(ProviderError);
+      expect((failure as ProviderError).status).toBe(201);
+      expect((failure as ProviderError).provider).toBe('Twilio');
+      const given = (body as { secret?: unknown } | null)?.secret;
+      expect(call.redacted).toEqual(typeof given === 'string' ? [given] : []);
+    },
+  );
 
   it('reports a refused create by its class: 401 dead credentials, 403 missing permission', async () => {
     // Prepare
@@ -221,7 +227,9 @@ describe('Twilio minting', () => {
     ]);
 
     // Act
-    const dead = await failureOf(provider.mint(ADMIN, { name: 'n', spec: STANDARD }, callContext()));
+    const dead = await failureOf(
+      provider.mint(ADMIN, { name: 'n', spec: STANDARD }, callContext()),
+    );
     const denied = await failureOf(
       provider.mint(ADMIN, { name: 'n', spec: RESTRICTED }, callContext()),
     );
@@ -242,7 +250,12 @@ describe('Twilio listing', () => {
       {
         status: 200,
         body: {
-          keys: [{ sid: 'SK1', friendly_name: 'rotation-1' }, { sid: 'SK2' }, { friendly_name: 'no sid' }, null],
+          keys: [
+            { sid: 'SK1', friendly_name: 'rotation-1' },
+            { sid: 'SK2' },
+            { friendly_name: 'no sid' },
+            null,
+          ],
           next_page_uri: next,
         },
       },
@@ -270,8 +283,14 @@ describe('Twilio listing', () => {
     // Prepare
     const next = `https://iam.twilio.com/v1/Keys?AccountSid=${ACCOUNT}&PageSize=1000&Page=1&PageToken=PA1`;
     const { provider, sent } = twilio([
-      { status: 200, body: { keys: [{ sid: 'SK1', friendly_name: 'a' }], meta: { next_page_url: next } } },
-      { status: 200, body: { keys: [{ sid: 'SK2', friendly_name: 'b' }], meta: { next_page_url: '' } } },
+      {
+        status: 200,
+        body: { keys: [{ sid: 'SK1', friendly_name: 'a' }], meta: { next_page_url: next } },
+      },
+      {
+        status: 200,
+        body: { keys: [{ sid: 'SK2', friendly_name: 'b' }], meta: { next_page_url: '' } },
+      },
     ]);
 
     // Act
@@ -382,7 +401,10 @@ describe('Twilio secrets', () => {
 
   it('reads a standard and a restricted key, region us1 and a null policy included', () => {
     // Act
-    const standard = provider.parseSpec({ account_sid: ACCOUNT, region: 'us1', policy: null }, 'AWSCURRENT');
+    const standard = provider.parseSpec(
+      { account_sid: ACCOUNT, region: 'us1', policy: null },
+      'AWSCURRENT',
+    );
     const restricted = provider.parseSpec(
       { account_sid: ACCOUNT, region: null, edge: null, policy: RESTRICTED.policy },
       'AWSCURRENT',
