@@ -11,7 +11,7 @@ export interface SentRequest {
   method: string;
   headers: Record<string, string>;
   body: string | undefined;
-  redirect: RequestRedirect | undefined;
+  redirect: RequestInit['redirect'];
 }
 
 export interface ScriptedAnswer {

@@ -389,12 +389,25 @@ describe('SendGrid listing and revoking', () => {
 });
 
 describe('SendGrid secrets', () => {
-  const sendGridProvider = createSendGrid();
+  // Made in each test: an adapter made while the file loads would escape mutation testing.
+  const sendGridProvider = () => createSendGrid();
+
+  it('names itself for the secret\'s "provider" field and for messages', () => {
+    // Act
+    const provider = sendGridProvider();
+
+    // Assess
+    expect([provider.id, provider.name, provider.maxNameLength]).toEqual([
+      'sendgrid',
+      'SendGrid',
+      100,
+    ]);
+  });
 
   it('reads the region and scopes, and keeps no "scopes" when there are none', () => {
     // Act
-    const plain = sendGridProvider.parseSpec({}, 'AWSCURRENT');
-    const scoped = sendGridProvider.parseSpec(
+    const plain = sendGridProvider().parseSpec({}, 'AWSCURRENT');
+    const scoped = sendGridProvider().parseSpec(
       { region: 'eu', scopes: ['mail.send', 'api_keys.read', 'a-b_c.1'] },
       'AWSCURRENT',
     );
@@ -416,7 +429,7 @@ describe('SendGrid secrets', () => {
     // Act
     const failure = (() => {
       try {
-        sendGridProvider.parseSpec({ scopes }, 'AWSCURRENT');
+        sendGridProvider().parseSpec({ scopes }, 'AWSCURRENT');
       } catch (error) {
         return error as InvalidSecretError;
       }
@@ -430,7 +443,7 @@ describe('SendGrid secrets', () => {
 
   it('accepts one-character and 100-character scopes', () => {
     // Act
-    const spec = sendGridProvider.parseSpec({ scopes: ['m', 'm'.repeat(100)] }, 'AWSCURRENT');
+    const spec = sendGridProvider().parseSpec({ scopes: ['m', 'm'.repeat(100)] }, 'AWSCURRENT');
 
     // Assess
     expect(spec.scopes).toEqual(['m', 'm'.repeat(100)]);
@@ -438,8 +451,8 @@ describe('SendGrid secrets', () => {
 
   it('tells two versions of different regions apart', () => {
     // Act
-    const same = sendGridProvider.differentTarget(GLOBAL, { region: 'global' });
-    const other = sendGridProvider.differentTarget(GLOBAL, { region: 'eu' });
+    const same = sendGridProvider().differentTarget(GLOBAL, { region: 'global' });
+    const other = sendGridProvider().differentTarget(GLOBAL, { region: 'eu' });
 
     // Assess
     expect(same).toBeUndefined();
@@ -448,17 +461,17 @@ describe('SendGrid secrets', () => {
 
   it('reads the managing key, refuses a missing or overlong one, and keeps it out of logs', () => {
     // Act
-    const admin = sendGridProvider.parseAdmin({ key: ADMIN.key }, 'managing secret m', GLOBAL);
-    const missing = () => sendGridProvider.parseAdmin({}, 'managing secret m', GLOBAL);
+    const admin = sendGridProvider().parseAdmin({ key: ADMIN.key }, 'managing secret m', GLOBAL);
+    const missing = () => sendGridProvider().parseAdmin({}, 'managing secret m', GLOBAL);
     const long = () =>
-      sendGridProvider.parseAdmin({ key: 'k'.repeat(513) }, 'managing secret m', GLOBAL);
+      sendGridProvider().parseAdmin({ key: 'k'.repeat(513) }, 'managing secret m', GLOBAL);
 
     // Assess
     expect(admin).toStrictEqual(ADMIN);
-    expect(sendGridProvider.secretsOfAdmin(admin)).toEqual([ADMIN.key]);
+    expect(sendGridProvider().secretsOfAdmin(admin)).toEqual([ADMIN.key]);
     expect(missing).toThrow(expect.objectContaining({ field: 'key' }));
     expect(long).toThrow(expect.objectContaining({ field: 'key' }));
-    expect(sendGridProvider.parseAdmin({ key: 'k'.repeat(512) }, 'm', GLOBAL).key).toHaveLength(
+    expect(sendGridProvider().parseAdmin({ key: 'k'.repeat(512) }, 'm', GLOBAL).key).toHaveLength(
       512,
     );
   });
@@ -470,7 +483,8 @@ describe('SendGrid secrets', () => {
       key: 'SG.own.key',
       spec: { region: 'global' as const, ...(scopes ? { scopes } : {}) },
     });
-    const adminFromKey = sendGridProvider.adminFromKey?.bind(sendGridProvider);
+    const provider = sendGridProvider();
+    const adminFromKey = provider.adminFromKey?.bind(provider);
 
     // Act
     const full = adminFromKey?.(own(), 'AWSCURRENT');

@@ -606,13 +606,14 @@ describe('Stripe verification and listing', () => {
 });
 
 describe('Stripe secrets', () => {
-  const provider = createStripe({ apiVersion: VERSION });
+  // Made in each test: an adapter made while the file loads would escape mutation testing.
+  const provider = () => createStripe({ apiVersion: VERSION });
 
   it('reads permissions as given, up to 300, and none as Stripe default', () => {
     // Act
-    const none = provider.parseSpec({}, 'AWSCURRENT');
-    const some = provider.parseSpec({ permissions: ['balance_read', 'a'] }, 'AWSCURRENT');
-    const many = provider.parseSpec(
+    const none = provider().parseSpec({}, 'AWSCURRENT');
+    const some = provider().parseSpec({ permissions: ['balance_read', 'a'] }, 'AWSCURRENT');
+    const many = provider().parseSpec(
       { permissions: Array.from({ length: 300 }, (_, i) => `p${i}`) },
       'AWSCURRENT',
     );
@@ -621,7 +622,7 @@ describe('Stripe secrets', () => {
     expect(none).toStrictEqual({});
     expect(some).toStrictEqual({ permissions: ['balance_read', 'a'] });
     expect(many.permissions).toHaveLength(300);
-    expect(provider.differentTarget(some, none)).toBeUndefined();
+    expect(provider().differentTarget(some, none)).toBeUndefined();
   });
 
   it.each([
@@ -631,7 +632,7 @@ describe('Stripe secrets', () => {
     ['a permission longer than 100 characters', ['p'.repeat(101)]],
   ])('refuses %s, naming the field', (_, permissions) => {
     // Act
-    const parse = () => provider.parseSpec({ permissions }, 'AWSCURRENT');
+    const parse = () => provider().parseSpec({ permissions }, 'AWSCURRENT');
 
     // Assess
     expect(parse).toThrow(InvalidSecretError);
@@ -640,8 +641,8 @@ describe('Stripe secrets', () => {
 
   it('reads a test-mode managing secret without a private key, and with no context unless given', () => {
     // Act
-    const admin = provider.parseAdmin({ key: 'sk_test_app' }, 'managing secret m', {});
-    const withContext = provider.parseAdmin(
+    const admin = provider().parseAdmin({ key: 'sk_test_app' }, 'managing secret m', {});
+    const withContext = provider().parseAdmin(
       { key: 'sk_test_app', stripe_context: 'acct_1X/sub_2' },
       'managing secret m',
       {},
@@ -650,7 +651,7 @@ describe('Stripe secrets', () => {
     // Assess
     expect(admin).toStrictEqual({ key: 'sk_test_app' });
     expect(withContext).toStrictEqual({ key: 'sk_test_app', context: 'acct_1X/sub_2' });
-    expect(provider.secretsOfAdmin(admin)).toEqual(['sk_test_app']);
+    expect(provider().secretsOfAdmin(admin)).toEqual(['sk_test_app']);
   });
 
   it.each([
@@ -670,7 +671,7 @@ describe('Stripe secrets', () => {
     ],
   ])('refuses %s, naming the field', (_, raw, field) => {
     // Act
-    const parse = () => provider.parseAdmin(raw, 'managing secret m', {});
+    const parse = () => provider().parseAdmin(raw, 'managing secret m', {});
 
     // Assess
     expect(parse).toThrow(InvalidSecretError);
@@ -689,14 +690,14 @@ describe('Stripe secrets', () => {
     // Assess
     for (const pem of [small, ec]) {
       expect(() =>
-        provider.parseAdmin({ key: 'sk_test_app', private_key: pem }, 'managing secret m', {}),
+        provider().parseAdmin({ key: 'sk_test_app', private_key: pem }, 'managing secret m', {}),
       ).toThrow(expect.objectContaining({ field: 'private_key' }));
     }
   });
 
   it('derives the public key and its id from the private key, and keeps the PEM out of logs', () => {
     // Act
-    const admin = provider.parseAdmin(
+    const admin = provider().parseAdmin(
       { key: 'sk_live_app', private_key: PRIVATE_PEM },
       'managing secret m',
       {},
@@ -709,6 +710,6 @@ describe('Stripe secrets', () => {
     expect(admin.publicKeyId).toBe(
       `rotation-${createHash('sha256').update(der).digest('hex').slice(0, 16)}`,
     );
-    expect(provider.secretsOfAdmin(admin)).toEqual(['sk_live_app', PRIVATE_PEM]);
+    expect(provider().secretsOfAdmin(admin)).toEqual(['sk_live_app', PRIVATE_PEM]);
   });
 });

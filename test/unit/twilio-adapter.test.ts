@@ -389,7 +389,8 @@ describe('Twilio revoking', () => {
 });
 
 describe('Twilio secrets', () => {
-  const provider = createTwilio();
+  // Made in each test: an adapter made while the file loads would escape mutation testing.
+  const provider = () => createTwilio();
   const parseFailure = (parse: () => unknown) => {
     try {
       parse();
@@ -401,11 +402,11 @@ describe('Twilio secrets', () => {
 
   it('reads a standard and a restricted key, region us1 and a null policy included', () => {
     // Act
-    const standard = provider.parseSpec(
+    const standard = provider().parseSpec(
       { account_sid: ACCOUNT, region: 'us1', policy: null },
       'AWSCURRENT',
     );
-    const restricted = provider.parseSpec(
+    const restricted = provider().parseSpec(
       { account_sid: ACCOUNT, region: null, edge: null, policy: RESTRICTED.policy },
       'AWSCURRENT',
     );
@@ -426,7 +427,7 @@ describe('Twilio secrets', () => {
   ])('refuses %s, naming the field', (_, fields, field) => {
     // Act
     const failure = parseFailure(() =>
-      provider.parseSpec({ account_sid: ACCOUNT, ...fields }, 'AWSCURRENT'),
+      provider().parseSpec({ account_sid: ACCOUNT, ...fields }, 'AWSCURRENT'),
     );
 
     // Assess
@@ -439,7 +440,7 @@ describe('Twilio secrets', () => {
     const policy = { a: 'x'.repeat(16_384 - 8) };
 
     // Act
-    const spec = provider.parseSpec({ account_sid: ACCOUNT, policy }, 'AWSCURRENT');
+    const spec = provider().parseSpec({ account_sid: ACCOUNT, policy }, 'AWSCURRENT');
 
     // Assess
     expect(JSON.stringify(spec.policy)).toHaveLength(16_384);
@@ -447,14 +448,14 @@ describe('Twilio secrets', () => {
 
   it('tells versions of another account or another kind of key apart', () => {
     // Act
-    const same = provider.differentTarget(RESTRICTED, { ...RESTRICTED, policy: { allow: [] } });
-    const account = provider.differentTarget(STANDARD, { accountSid: OTHER_ACCOUNT });
-    const kind = provider.differentTarget(STANDARD, RESTRICTED);
-    const reverse = provider.differentTarget(RESTRICTED, STANDARD);
+    const same = provider().differentTarget(RESTRICTED, { ...RESTRICTED, policy: { allow: [] } });
+    const account = provider().differentTarget(STANDARD, { accountSid: OTHER_ACCOUNT });
+    const kind = provider().differentTarget(STANDARD, RESTRICTED);
+    const reverse = provider().differentTarget(RESTRICTED, STANDARD);
 
     // Assess
     expect(same).toBeUndefined();
-    expect(provider.differentTarget(STANDARD, STANDARD)).toBeUndefined();
+    expect(provider().differentTarget(STANDARD, STANDARD)).toBeUndefined();
     expect(account).toBe(`it names account ${OTHER_ACCOUNT} but AWSCURRENT names ${ACCOUNT}`);
     expect(kind).toBe('one names a restricted key (policy) and the other a standard key');
     expect(reverse).toBe(kind);
@@ -462,13 +463,13 @@ describe('Twilio secrets', () => {
 
   it('reads a managing secret with the auth token, or with a Main key, for the rotated account', () => {
     // Act
-    const token = provider.parseAdmin({ auth_token: TOKEN }, 'managing secret m', STANDARD);
-    const named = provider.parseAdmin(
+    const token = provider().parseAdmin({ auth_token: TOKEN }, 'managing secret m', STANDARD);
+    const named = provider().parseAdmin(
       { account_sid: ACCOUNT, auth_token: TOKEN },
       'managing secret m',
       STANDARD,
     );
-    const main = provider.parseAdmin(
+    const main = provider().parseAdmin(
       { auth_token: null, key_id: KEY_SID, key: 'main-secret' },
       'managing secret m',
       STANDARD,
@@ -478,7 +479,7 @@ describe('Twilio secrets', () => {
     expect(token).toStrictEqual(ADMIN);
     expect(named).toStrictEqual(ADMIN);
     expect(main).toStrictEqual({ accountSid: ACCOUNT, user: KEY_SID, password: 'main-secret' });
-    expect(provider.secretsOfAdmin(main)).toEqual(['main-secret']);
+    expect(provider().secretsOfAdmin(main)).toEqual(['main-secret']);
   });
 
   it.each([
@@ -492,7 +493,7 @@ describe('Twilio secrets', () => {
     ['a key over 256 characters', { key_id: KEY_SID, key: 'k'.repeat(257) }, 'key'],
   ])('refuses a managing secret with %s, naming the field', (_, raw, field) => {
     // Act
-    const failure = parseFailure(() => provider.parseAdmin(raw, 'managing secret m', STANDARD));
+    const failure = parseFailure(() => provider().parseAdmin(raw, 'managing secret m', STANDARD));
 
     // Assess
     expect(failure).toBeInstanceOf(InvalidSecretError);
@@ -501,8 +502,8 @@ describe('Twilio secrets', () => {
 
   it('accepts a token and a key of 256 characters', () => {
     // Act
-    const token = provider.parseAdmin({ auth_token: 't'.repeat(256) }, 'm', STANDARD);
-    const key = provider.parseAdmin({ key_id: KEY_SID, key: 'k'.repeat(256) }, 'm', STANDARD);
+    const token = provider().parseAdmin({ auth_token: 't'.repeat(256) }, 'm', STANDARD);
+    const key = provider().parseAdmin({ key_id: KEY_SID, key: 'k'.repeat(256) }, 'm', STANDARD);
 
     // Assess
     expect(token.password).toHaveLength(256);
