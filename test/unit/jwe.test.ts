@@ -213,3 +213,26 @@ describe('compact JWE decryption, every check', () => {
     expect(failure.message).toMatch(message);
   });
 });
+
+describe('compact JWE headers naming inherited object keys', () => {
+  it.each([
+    ['alg', 'toString', /^JWE alg "toString" is not supported \(RSA-OAEP, RSA-OAEP-256\)$/],
+    ['alg', '__proto__', /^JWE alg "__proto__" is not supported/],
+    [
+      'enc',
+      'constructor',
+      /^JWE enc "constructor" is not supported \(A128GCM, A192GCM, A256GCM\)$/,
+    ],
+    ['enc', 'hasOwnProperty', /^JWE enc "hasOwnProperty" is not supported/],
+  ])('refuses %s %s as an unsupported algorithm, by name', (field, value, message) => {
+    // Prepare: a JWE from a hostile provider whose header names a key every object inherits.
+    const jwe = jweWith({ [field]: value });
+
+    // Act
+    const failure = failureOf(jwe);
+
+    // Assess
+    expect(failure).toBeInstanceOf(JweError);
+    expect(failure.message).toMatch(message);
+  });
+});
