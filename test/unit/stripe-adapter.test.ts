@@ -126,14 +126,14 @@ describe('Stripe errors', () => {
         error: { type: 'invalid_request_error', code: 'resource_missing', message: 'm' },
       }),
       stripeError({ error: { type: 'api_error', message: 'm' } }),
-      stripeError({ error: { code: 5, type: 7 } }),
+      stripeError({ error: { code: 5, type: 7, message: 5 } }),
       stripeError({ error: 'text' }),
       stripeError({ error: null }),
       stripeError(undefined),
     ];
 
     // Assess
-    expect(cases).toEqual([
+    expect(cases).toStrictEqual([
       { code: 'resource_missing', message: 'm' },
       { code: 'api_error', message: 'm' },
       {},
@@ -163,6 +163,7 @@ describe('Stripe errors', () => {
     for (const failure of failures) {
       expect(failure).toBeInstanceOf(ProviderError);
       expect((failure as ProviderError).status).toBe(404);
+      expect((failure as ProviderError).provider).toBe('Stripe');
       expect(failure.message).toContain(STRIPE_PREVIEW_REQUIREMENT);
     }
   });
@@ -184,6 +185,38 @@ describe('Stripe errors', () => {
 
     // Assess
     expect(outcomes).toEqual(['not-found', 'not-found', 'not-found']);
+  });
+
+  it('reads "Unrecognized request URL" as a missing preview only on a 404', async () => {
+    // Prepare
+    const { provider } = stripe([
+      stripeFailure(
+        400,
+        'invalid_request_error',
+        'Unrecognized request URL (POST: /v2/iam/api_keys).',
+      ),
+    ]);
+
+    // Act
+    const failure = await failureOf(provider.mint(ADMIN, { name: 'n', spec: {} }, callContext()));
+
+    // Assess
+    expect((failure as ProviderError).status).toBe(400);
+    expect(failure.message).not.toContain(STRIPE_PREVIEW_REQUIREMENT);
+  });
+
+  it('keeps a message that is not text out of the error', async () => {
+    // Prepare: a hostile answer whose message is a number.
+    const { provider } = stripe([
+      { status: 400, body: { error: { type: 'invalid_request_error', message: 5 } } },
+    ]);
+
+    // Act
+    const failure = await failureOf(provider.mint(ADMIN, { name: 'n', spec: {} }, callContext()));
+
+    // Assess
+    expect(failure).toBeInstanceOf(ProviderError);
+    expect(failure.message).toMatch(/\(HTTP 400, code invalid_request_error\)$/);
   });
 
   it('explains a direct account and the key limit by their preview codes', async () => {
@@ -210,6 +243,7 @@ describe('Stripe errors', () => {
     expect(direct).not.toBeInstanceOf(KeyLimitError);
     expect((direct as ProviderError).code).toBe('api_key_direct_operation_not_supported');
     expect((direct as ProviderError).status).toBe(400);
+    expect((direct as ProviderError).provider).toBe('Stripe');
     expect(direct.message).toContain('set "stripe_context" in the managing secret');
     expect(limit).toBeInstanceOf(KeyLimitError);
     expect((limit as ProviderError).code).toBe('api_key_limit_reached');
@@ -398,6 +432,7 @@ describe('Stripe minting', () => {
 
     // Assess
     expect(failure).toBeInstanceOf(ProviderError);
+    expect((failure as ProviderError).provider).toBe('Stripe');
     expect(failure.message).toMatch(message);
     expect(failure.message).toContain('(expired key mk_new)');
     expect(sent[1]?.url).toBe('https://api.stripe.com/v2/iam/api_keys/mk_new/expire');
@@ -433,6 +468,7 @@ describe('Stripe minting', () => {
     // Assess
     expect(failure).toBeInstanceOf(ProviderError);
     expect(failure.message).toContain('neither secret_key.token nor secret_key.encrypted_secret');
+    expect((failure as ProviderError).provider).toBe('Stripe');
     expect(failure.message).toContain('(could not expire key mk_new either)');
     expect(call.redacted).toEqual([]);
   });
@@ -441,6 +477,7 @@ describe('Stripe minting', () => {
     ['an empty token', { token: '' }],
     ['a numeric token', { token: 5 }],
     ['an empty ciphertext', { encrypted_secret: { ciphertext: '' } }],
+    ['a numeric ciphertext', { encrypted_secret: { ciphertext: 5 } }],
   ])('reads %s as no secret at all', async (_, secretKey) => {
     // Prepare
     const { provider } = stripe([minted(secretKey), { status: 200, body: keyItem('mk_new') }]);
@@ -487,6 +524,7 @@ describe('Stripe minting', () => {
     // Assess
     expect(failure).toBeInstanceOf(ProviderError);
     expect((failure as ProviderError).status).toBe(200);
+    expect((failure as ProviderError).provider).toBe('Stripe');
     expect(call.redacted).toEqual(body === null ? [] : ['rk_test_z']);
     expect(sent).toHaveLength(1);
   });
@@ -569,6 +607,25 @@ describe('Stripe verification and listing', () => {
     expect(keys).toEqual([{ id: 'mk_1', name: 'name-mk_1' }]);
     expect(failure).toBeInstanceOf(ProviderError);
     expect((failure as ProviderError).status).toBe(200);
+    expect((failure as ProviderError).provider).toBe('Stripe');
+  });
+
+  it('refuses a next page on another host, and names the listing in a refusal', async () => {
+    // Prepare
+    const { provider } = stripe([
+      { status: 200, body: { data: [], next_page_url: 'https://evil.example/v2/iam/api_keys' } },
+      stripeFailure(400, 'invalid_request_error', 'bad limit', 'parameter_invalid'),
+    ]);
+
+    // Act
+    const offHost = await failureOf(provider.list(ADMIN, {}, callContext()));
+    const refused = await failureOf(provider.list(ADMIN, {}, callContext()));
+
+    // Assess
+    expect(offHost).toBeInstanceOf(ProviderError);
+    expect((offHost as ProviderError).provider).toBe('Stripe');
+    expect(offHost.message).toContain('(https://evil.example)');
+    expect(refused.message).toContain('GET /v2/iam/api_keys (listing keys) (HTTP 400');
   });
 
   it('stops after 50 pages of a listing that never ends', async () => {
@@ -585,6 +642,7 @@ describe('Stripe verification and listing', () => {
     // Assess
     expect(failure).toBeInstanceOf(ProviderError);
     expect(failure.message).toBe('Stripe listed more than 50 pages of keys');
+    expect((failure as ProviderError).provider).toBe('Stripe');
     expect(sent).toHaveLength(50);
   });
 
@@ -678,9 +736,24 @@ describe('Stripe secrets', () => {
     expect(parse).toThrow(expect.objectContaining({ field }));
   });
 
-  it('refuses an RSA key under 2048 bits and a key that is not RSA', () => {
+  it('names itself for the secret\'s "provider" field and for messages', () => {
+    // Act
+    const stripeProvider = provider();
+
+    // Assess
+    expect([stripeProvider.id, stripeProvider.name, stripeProvider.maxNameLength]).toEqual([
+      'stripe',
+      'Stripe',
+      64,
+    ]);
+  });
+
+  it('refuses an RSA key under 2048 bits, an RSA-PSS key (Stripe encrypts with RSA-OAEP) and a key that is not RSA', () => {
     // Prepare
     const small = generateKeyPairSync('rsa', { modulusLength: 1024 })
+      .privateKey.export({ type: 'pkcs8', format: 'pem' })
+      .toString();
+    const pss = generateKeyPairSync('rsa-pss', { modulusLength: 2048 })
       .privateKey.export({ type: 'pkcs8', format: 'pem' })
       .toString();
     const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' })
@@ -688,7 +761,7 @@ describe('Stripe secrets', () => {
       .toString();
 
     // Assess
-    for (const pem of [small, ec]) {
+    for (const pem of [small, pss, ec]) {
       expect(() =>
         provider().parseAdmin({ key: 'sk_test_app', private_key: pem }, 'managing secret m', {}),
       ).toThrow(expect.objectContaining({ field: 'private_key' }));
