@@ -181,6 +181,40 @@ describe('Twilio requests', () => {
 });
 
 describe('Twilio minting', () => {
+  it('posts a form to the Keys resource of each API, with Basic auth of the managing credential', async () => {
+    // Prepare
+    const { provider, sent } = twilio([
+      { status: 201, body: { sid: KEY_SID, secret: 'restricted-secret' } },
+      { status: 201, body: { sid: KEY_SID, secret: 'standard-secret' } },
+    ]);
+
+    // Act
+    await provider.mint(ADMIN, { name: 'n1', spec: RESTRICTED }, callContext());
+    await provider.mint(ADMIN, { name: 'n2', spec: STANDARD }, callContext());
+
+    // Assess
+    const headers = {
+      accept: 'application/json',
+      authorization: basic(ACCOUNT, TOKEN),
+      'content-type': 'application/x-www-form-urlencoded',
+    };
+    expect(sent.map(({ method, url, headers }) => ({ method, url, headers }))).toEqual([
+      { method: 'POST', url: 'https://iam.twilio.com/v1/Keys', headers },
+      {
+        method: 'POST',
+        url: `https://api.twilio.com/2010-04-01/Accounts/${ACCOUNT}/Keys.json`,
+        headers,
+      },
+    ]);
+    expect(Object.fromEntries(new URLSearchParams(sent[0]?.body))).toEqual({
+      AccountSid: ACCOUNT,
+      FriendlyName: 'n1',
+      KeyType: 'restricted',
+      Policy: JSON.stringify(RESTRICTED.policy),
+    });
+    expect(sent[1]?.body).toBe('FriendlyName=n2');
+  });
+
   it('accepts a 200 as well as a 201, and registers the secret before returning it', async () => {
     // Prepare
     const { provider } = twilio([{ status: 200, body: { sid: KEY_SID, secret: 'new-secret' } }]);
@@ -322,8 +356,10 @@ describe('Twilio listing', () => {
 
     // Assess
     expect(offHost).toBeInstanceOf(ProviderError);
+    expect((offHost as ProviderError).provider).toBe('Twilio');
     expect(offHost.message).toContain('next-page link to another host (https://evil.example)');
     expect(shapeless).toBeInstanceOf(ProviderError);
+    expect((shapeless as ProviderError).provider).toBe('Twilio');
     expect((shapeless as ProviderError).status).toBe(200);
     expect(refused).toBeInstanceOf(AuthenticationError);
     expect(refused.message).toContain('(listing keys)');
@@ -343,6 +379,7 @@ describe('Twilio listing', () => {
     // Assess
     expect(failure).toBeInstanceOf(ProviderError);
     expect(failure.message).toBe('Twilio listed more than 50 pages of keys; stopping');
+    expect((failure as ProviderError).provider).toBe('Twilio');
     expect(sent).toHaveLength(50);
   });
 });
@@ -399,6 +436,38 @@ describe('Twilio secrets', () => {
     }
     throw new Error('expected the secret to be refused');
   };
+
+  it('names itself for the secret\'s "provider" field and for messages', () => {
+    // Act
+    const twilioProvider = provider();
+
+    // Assess
+    expect([twilioProvider.id, twilioProvider.name, twilioProvider.maxNameLength]).toEqual([
+      'twilio',
+      'Twilio',
+      64,
+    ]);
+  });
+
+  it('says what a SID looks like when one is malformed', () => {
+    // Act
+    const spec = parseFailure(() => provider().parseSpec({ account_sid: 'AC1' }, 'AWSCURRENT'));
+    const admin = parseFailure(() =>
+      provider().parseAdmin(
+        { account_sid: 'AC1', auth_token: TOKEN },
+        'managing secret m',
+        STANDARD,
+      ),
+    );
+    const key = parseFailure(() =>
+      provider().parseAdmin({ key_id: 'SK1', key: 'k' }, 'managing secret m', STANDARD),
+    );
+
+    // Assess
+    expect(spec.message).toContain('a Twilio account SID (AC followed by 32 hex digits)');
+    expect(admin.message).toContain('must be a Twilio account SID');
+    expect(key.message).toContain('a Twilio API key SID (SK followed by 32 hex digits)');
+  });
 
   it('reads a standard and a restricted key, region us1 and a null policy included', () => {
     // Act
