@@ -451,6 +451,8 @@ describe('Stripe minting', () => {
 
     // Assess
     expect(failure).toBeInstanceOf(ProviderError);
+    expect((failure as ProviderError).provider).toBe('Stripe');
+    expect(failure.message).toContain('the managing secret has no "private_key" to decrypt it');
     expect(call.redacted).toEqual(['rk_test_beside']);
   });
 
@@ -746,6 +748,19 @@ describe('Stripe secrets', () => {
       'Stripe',
       64,
     ]);
+  });
+
+  it('says what a Stripe-Context value looks like when one is malformed', () => {
+    // Act
+    const parse = () =>
+      provider().parseAdmin(
+        { key: 'sk_test_app', stripe_context: 'acct 1' },
+        'managing secret m',
+        {},
+      );
+
+    // Assess
+    expect(parse).toThrow('an account id such as acct_123 (a Stripe-Context value)');
   });
 
   it('refuses an RSA key under 2048 bits, an RSA-PSS key (Stripe encrypts with RSA-OAEP) and a key that is not RSA', () => {
