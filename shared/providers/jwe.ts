@@ -11,18 +11,22 @@ export class JweError extends Error {
   override name = 'JweError';
 }
 
-/** Key management algorithms accepted, with the OAEP hash each one uses. */
-const KEY_ALGORITHMS: Readonly<Record<string, string>> = {
-  'RSA-OAEP': 'sha1',
-  'RSA-OAEP-256': 'sha256',
-};
+/**
+ * Key management algorithms accepted, with the OAEP hash each one uses. Maps, not object
+ * literals: the header comes from the provider, and "toString" or "__proto__" must not find an
+ * entry every object inherits.
+ */
+const KEY_ALGORITHMS: ReadonlyMap<string, string> = new Map([
+  ['RSA-OAEP', 'sha1'],
+  ['RSA-OAEP-256', 'sha256'],
+]);
 
 /** Content encryption algorithms accepted, with their key length in bytes. */
-const CONTENT_ALGORITHMS: Readonly<Record<string, number>> = {
-  A128GCM: 16,
-  A192GCM: 24,
-  A256GCM: 32,
-};
+const CONTENT_ALGORITHMS: ReadonlyMap<string, number> = new Map([
+  ['A128GCM', 16],
+  ['A192GCM', 24],
+  ['A256GCM', 32],
+]);
 
 const BASE64URL = /^[A-Za-z0-9_-]*$/;
 
@@ -60,16 +64,16 @@ export function decryptCompactJwe(compact: string, privateKey: KeyObject): strin
   }
   const alg = typeof header.alg === 'string' ? header.alg : '';
   const enc = typeof header.enc === 'string' ? header.enc : '';
-  const oaepHash = KEY_ALGORITHMS[alg];
+  const oaepHash = KEY_ALGORITHMS.get(alg);
   if (oaepHash === undefined) {
     throw new JweError(
-      `JWE alg ${JSON.stringify(alg)} is not supported (${Object.keys(KEY_ALGORITHMS).join(', ')})`,
+      `JWE alg ${JSON.stringify(alg)} is not supported (${[...KEY_ALGORITHMS.keys()].join(', ')})`,
     );
   }
-  const keyLength = CONTENT_ALGORITHMS[enc];
+  const keyLength = CONTENT_ALGORITHMS.get(enc);
   if (keyLength === undefined) {
     throw new JweError(
-      `JWE enc ${JSON.stringify(enc)} is not supported (${Object.keys(CONTENT_ALGORITHMS).join(', ')})`,
+      `JWE enc ${JSON.stringify(enc)} is not supported (${[...CONTENT_ALGORITHMS.keys()].join(', ')})`,
     );
   }
   if (header.zip !== undefined) throw new JweError('compressed JWE (zip) is not supported');
