@@ -107,7 +107,7 @@ describe.each([
       const [report] = await runFaultMatrix(harness.fake, target(), injector, [mode]);
       reports.push(report as FaultReport);
       expect(report?.points).toBeGreaterThan(8);
-      expect(report?.failures).toEqual([]);
+      expect(report?.failures, report?.failures.join('; ')).toEqual([]);
     },
   );
 

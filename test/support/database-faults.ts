@@ -132,7 +132,7 @@ export function describeDatabaseFaults(db: DatabaseFaults): void {
       const [report] = await runFaultMatrix(db.fake, targets['single-user'](), db.injector, [mode]);
       reports.push(report as FaultReport);
       expect(report?.points).toBeGreaterThan(10);
-      expect(report?.failures).toEqual([]);
+      expect(report?.failures, report?.failures.join('; ')).toEqual([]);
     },
   );
 
@@ -144,7 +144,7 @@ export function describeDatabaseFaults(db: DatabaseFaults): void {
       ]);
       reports.push(report as FaultReport);
       expect(report?.points).toBeGreaterThan(10);
-      expect(report?.failures).toEqual([]);
+      expect(report?.failures, report?.failures.join('; ')).toEqual([]);
     },
   );
 
