@@ -90,9 +90,18 @@ describe('postgres failure classification', () => {
       TlsError,
     ],
     ['a server without TLS', new Error('The server does not support SSL connections'), TlsError],
+    ['an unknown server error', serverError('XX000', 'internal error'), ConnectionError],
+    ['a failure without a code', new Error('Connection terminated unexpectedly'), ConnectionError],
+    [
+      'a numeric code (not a SQLSTATE)',
+      Object.assign(new Error('odd'), { code: 28 }),
+      ConnectionError,
+    ],
   ])('classifies %s', (_, error, type) => {
     const classified = classifyPostgresError(error, login);
     expect(classified).toBeInstanceOf(type);
+    // Exactly that class: a subclass (TLS, timeout, unreachable) is handled differently.
+    expect(classified.constructor).toBe(type);
     expect(classified.cause).toBe(error);
     expect(classified.message).toContain('as user "app"');
     expect(classified.message).toContain('db.internal:5432');
@@ -106,6 +115,20 @@ describe('postgres failure classification', () => {
     ];
     for (const error of others)
       expect(classifyPostgresError(error, login)).not.toBeInstanceOf(AuthenticationError);
+  });
+
+  it('classifies a thrown value that is not an Error (undefined, null) as a connection failure', () => {
+    for (const thrown of [undefined, null]) {
+      const classified = classifyPostgresError(thrown, login);
+      expect(classified.constructor).toBe(ConnectionError);
+      expect(classified.cause).toBe(thrown);
+    }
+  });
+
+  it('keeps the driver message whole when the password is empty (nothing to scrub)', () => {
+    const classified = classifyPostgresError(new Error('odd failure'), { ...login, password: '' });
+    expect(classified.message).toContain('odd failure');
+    expect(classified.message).not.toContain('***');
   });
 
   it('scrubs the password should a driver message ever quote it', () => {
