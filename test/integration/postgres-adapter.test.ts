@@ -1,6 +1,11 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { DatabaseError, InvalidSecretError } from '../../shared/common/errors.js';
+import {
+  ConnectTimeoutError,
+  DatabaseError,
+  InvalidSecretError,
+  UserExistsError,
+} from '../../shared/common/errors.js';
 import { createPostgres } from '../../shared/databases/postgres.js';
 import type { Login } from '../../shared/databases/types.js';
 import { alternatingUsers } from '../../shared/strategies/alternating-users.js';
@@ -73,6 +78,85 @@ describe('postgres adapter on a real server', () => {
         port: admin.port,
         user: name,
         password: 'second-password-2',
+      }),
+    ).toBe(true);
+  });
+
+  it('pins the session: catalog-only search_path, no role, statement, lock and idle-in-transaction timeouts, its application name', async () => {
+    const connection = await db.connect(adminLogin);
+    const result = await connection.query(
+      `SELECT pg_catalog.current_setting('search_path') AS search_path,
+              pg_catalog.current_setting('lock_timeout') AS lock_timeout,
+              pg_catalog.current_setting('idle_in_transaction_session_timeout') AS idle,
+              pg_catalog.current_setting('application_name') AS application_name,
+              pg_catalog.current_setting('role') AS role`,
+    );
+    await db.close(connection);
+    expect(result.rows[0]).toEqual({
+      search_path: 'pg_catalog, pg_temp',
+      lock_timeout: '30s',
+      idle: '10s',
+      application_name: 'secrets-rotation',
+      role: 'none',
+    });
+  });
+
+  it('bounds the session timeouts by the invocation deadline', async () => {
+    const connection = await db.connect(adminLogin, { deadline: Date.now() + 5_000 });
+    const result = await connection.query(
+      `SELECT pg_catalog.current_setting('statement_timeout') AS statement,
+              pg_catalog.current_setting('lock_timeout') AS lock,
+              pg_catalog.current_setting('idle_in_transaction_session_timeout') AS idle`,
+    );
+    await db.close(connection);
+    // In ms, a little under the 5 s left when the session was opened.
+    for (const value of Object.values(result.rows[0] as Record<string, string>)) {
+      const ms = value.endsWith('ms')
+        ? Number.parseInt(value, 10)
+        : Number.parseFloat(value) * 1000;
+      expect(ms).toBeGreaterThan(3_000);
+      expect(ms).toBeLessThanOrEqual(5_000);
+    }
+  });
+
+  it('sends nothing once the deadline has passed: a timeout error, not a statement', async () => {
+    const connection = await db.connect(adminLogin, { deadline: Date.now() + 1_500 });
+    const spy = vi.spyOn(connection, 'query');
+    await new Promise((resolve) => setTimeout(resolve, 1_600));
+
+    const failure = await db.ping(connection).catch((e: unknown) => e);
+    const sent = spy.mock.calls.length;
+    spy.mockRestore();
+    await db.close(connection);
+
+    expect(failure).toBeInstanceOf(ConnectTimeoutError);
+    expect(sent).toBe(0);
+  });
+
+  it('reports a user made meanwhile as existing: a second createUserLike fails with UserExistsError', async () => {
+    const original = randomName('orig');
+    const clone = `${original}_clone`;
+    await admin.createUser(original, 'orig-password-1');
+    users.push(clone, original);
+    const connection = await db.connect(adminLogin);
+
+    expect(await db.userExists(connection, clone)).toBe(false);
+    await db.createUserLike(connection, clone, 'clone-password-1', original);
+    const second = await db
+      .createUserLike(connection, clone, 'clone-password-2', original)
+      .catch((e: unknown) => e);
+    const exists = await db.userExists(connection, clone);
+    await db.close(connection);
+
+    expect(second).toBeInstanceOf(UserExistsError);
+    expect(exists).toBe(true);
+    // The first password stands: the failed second attempt changed nothing.
+    expect(
+      await signsIn({
+        host: admin.host,
+        port: admin.port,
+        user: clone,
+        password: 'clone-password-1',
       }),
     ).toBe(true);
   });
