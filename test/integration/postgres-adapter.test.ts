@@ -161,6 +161,32 @@ describe('postgres adapter on a real server', () => {
     ).toBe(true);
   });
 
+  it('sends an md5 verifier of the UTF-8 bytes for a non-ASCII password where password_encryption is md5 (UTF8 server)', async () => {
+    // Prepare: the user's own sessions store md5 (as a database owner could set it).
+    const name = randomName('md5');
+    await admin.createUser(name, 'first-password-1');
+    users.push(name);
+    await admin.query(`ALTER ROLE ${admin.ident(name)} SET password_encryption = 'md5'`);
+    const connection = await db.connect({
+      ...adminLogin,
+      user: name,
+      password: 'first-password-1',
+    });
+
+    // Act
+    await db.setPassword(connection, name, 'pässwörd-ü-2');
+    await db.close(connection);
+
+    // Assess: the verifier PostgreSQL itself computes (md5 of the password's and the name's
+    // bytes in the server encoding), which a plaintext ALTER ROLE would have stored
+    const expected = await admin.query(`SELECT 'md5' || pg_catalog.md5($1 || $2) AS v`, [
+      'pässwörd-ü-2',
+      name,
+    ]);
+    const stored = (await admin.passwordHashes([name]))[name];
+    expect(stored).toBe(expected.rows[0].v);
+  });
+
   it('bounds every statement with a statement_timeout', async () => {
     const connection = await db.connect(adminLogin);
     const result = await connection.query('SHOW statement_timeout');
