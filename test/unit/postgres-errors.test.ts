@@ -6,11 +6,12 @@ import {
   ConnectTimeoutError,
   DatabaseError,
   HostUnreachableError,
+  InvalidSecretError,
   TlsError,
   TooManyConnectionsError,
 } from '../../shared/common/errors.js';
-import { classifyPostgresError } from '../../shared/databases/postgres.js';
-import { parseTls } from '../../shared/strategies/database-secret.js';
+import { classifyPostgresError, createPostgres } from '../../shared/databases/postgres.js';
+import { parseDatabaseSecret, parseTls } from '../../shared/strategies/database-secret.js';
 
 const login = {
   host: 'db.internal',
@@ -151,5 +152,26 @@ describe('ssl field', () => {
     ['False', 'disable'],
   ])('reads %o as TLS mode %s', (ssl, mode) => {
     expect(parseTls(ssl === undefined ? {} : { ssl }, 'AWSCURRENT')).toBe(mode);
+  });
+});
+
+describe('postgres secret values', () => {
+  const db = createPostgres();
+  const parse = (fields: Record<string, unknown>) =>
+    parseDatabaseSecret(
+      JSON.stringify({ engine: 'postgres', host: 'h', username: 'app', password: 'p', ...fields }),
+      'AWSCURRENT',
+      db,
+    );
+
+  it('takes both engines, port 5432 and database "postgres" by default', () => {
+    expect(parse({})).toMatchObject({ port: 5432, dbname: 'postgres' });
+    expect(parse({ engine: 'aurora-postgresql' }).engine).toBe('aurora-postgresql');
+    expect(() => parse({ engine: 'mysql' })).toThrow(/field "engine"/);
+  });
+
+  it('counts the user name in bytes, as the server does: 32 two-byte characters are too many', () => {
+    expect(() => parse({ username: 'é'.repeat(32) })).toThrow(InvalidSecretError);
+    expect(parse({ username: 'é'.repeat(31) }).username).toBe('é'.repeat(31));
   });
 });
