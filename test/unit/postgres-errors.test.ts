@@ -118,6 +118,25 @@ describe('postgres failure classification', () => {
       expect(classifyPostgresError(error, login)).not.toBeInstanceOf(AuthenticationError);
   });
 
+  it.each([
+    ['ERR_TLS_INVALID_PROTOCOL_VERSION', 'TLSv1 is not a supported protocol'],
+    ['ERR_SSL_WRONG_VERSION_NUMBER', 'wrong version number'],
+  ])('classifies any Node TLS error code (%s) as a TLS failure', (code, message) => {
+    expect(classifyPostgresError(socketError(code, message), login)).toBeInstanceOf(TlsError);
+  });
+
+  it.each([
+    ['a server starting up', serverError('57P03', 'the database system is starting up')],
+    [
+      'a terminated session',
+      serverError('57P01', 'terminating connection due to administrator command'),
+    ],
+    ['an unknown failure', serverError('XX000', 'internal error')],
+  ])('logs %s as the failure kind "unavailable"', (_, error) => {
+    const classified = classifyPostgresError(error, login) as ConnectionError;
+    expect(classified.failure).toBe('unavailable');
+  });
+
   it('classifies a thrown value that is not an Error (undefined, null) as a connection failure', () => {
     for (const thrown of [undefined, null]) {
       const classified = classifyPostgresError(thrown, login);
