@@ -210,7 +210,7 @@ describe('postgres adapter on a real server', () => {
 
   it('refuses a name over 63 bytes in every call before sending anything, and takes one of exactly 63', async () => {
     const long = `${randomName('n')}_${'é'.repeat(26)}`; // 13 + 52 = 65 bytes, 39 characters
-    const exact = `${randomName('n')}_${'x'.repeat(49)}`; // 63 bytes
+    const exact = `${randomName('n')}_${'x'.repeat(50)}`; // 13 + 50 = 63 bytes
     await admin.createUser(exact, 'first-password-1');
     users.push(exact, `${exact.slice(0, 40)}_clone`);
     const connection = await db.connect(adminLogin);
@@ -310,7 +310,9 @@ describe('postgres adapter on a real server', () => {
     expect(result.rows[0].statement_timeout).toBe('30s');
   });
 
-  it.each<[string, string, RegExp, ((clone: string, name: string, other: string) => string[])?]>([
+  it.each<
+    [string, string, RegExp, ((clone: string, name: string, other: string) => string[])?, boolean?]
+  >([
     ['an unrelated login role', 'LOGIN', /is not a member of .*refusing to take it over/],
     [
       'a superuser',
@@ -322,6 +324,7 @@ describe('postgres adapter on a real server', () => {
       'LOGIN SUPERUSER',
       /has SUPER, which .* lacks; refusing to hand out its password/,
       (clone, name) => [`GRANT "${name}" TO "${clone}"`],
+      true,
     ],
     [
       'a member of the original and of another role',
@@ -348,16 +351,19 @@ describe('postgres adapter on a real server', () => {
     ],
   ])(
     'refuses to take over an existing <user>_clone that is %s',
-    async (_, attributes, message, grants) => {
+    async (_, attributes, message, grants, cloneFirst) => {
       // Prepare: someone else made <user>_clone before the first rotation (before the user,
       // in one case: the clone's row then comes first in pg_roles).
       const harness = await new RotationHarness().start();
       const name = randomName('victim');
       const other = randomName('other');
-      await admin.query(
-        `CREATE ROLE ${admin.ident(`${name}_clone`)} ${attributes} PASSWORD 'x-password-1'`,
-      );
+      const createClone = () =>
+        admin.query(
+          `CREATE ROLE ${admin.ident(`${name}_clone`)} ${attributes} PASSWORD 'x-password-1'`,
+        );
+      if (cloneFirst) await createClone();
       await admin.createUser(name, 'app-password-1');
+      if (!cloneFirst) await createClone();
       await admin.query(`CREATE ROLE ${admin.ident(other)} NOLOGIN`);
       users.push(`${name}_clone`, name, other);
       for (const sql of grants?.(`${name}_clone`, name, other) ?? []) await admin.query(sql);

@@ -175,12 +175,11 @@ describe('ssl field', () => {
 });
 
 describe('postgres secret values', () => {
-  const db = createPostgres();
   const parse = (fields: Record<string, unknown>) =>
     parseDatabaseSecret(
       JSON.stringify({ engine: 'postgres', host: 'h', username: 'app', password: 'p', ...fields }),
       'AWSCURRENT',
-      db,
+      createPostgres(),
     );
 
   it('takes both engines, port 5432 and database "postgres" by default', () => {
