@@ -596,6 +596,19 @@ describe('mysql failure classification', () => {
     }
   });
 
+  it.each([
+    ['ERR_TLS_INVALID_PROTOCOL_VERSION', 'TLSv1 is not a supported protocol'],
+    ['ERR_SSL_WRONG_VERSION_NUMBER', 'wrong version number'],
+  ])('classifies any Node TLS error code (%s) as a TLS failure', (code, message) => {
+    expect(classifyMysqlError(socketError(code, message), login)).toBeInstanceOf(TlsError);
+  });
+
+  it('keeps the driver message whole when the password is empty (nothing to scrub)', () => {
+    const classified = classifyMysqlError(new Error('odd failure'), { ...login, password: '' });
+    expect(classified.message).toContain('odd failure');
+    expect(classified.message).not.toContain('***');
+  });
+
   it('takes the password out of the driver error itself (message, sqlMessage, stack) and drops its statement', () => {
     const message = `You have an error in your SQL syntax near '${login.password}'`;
     const error = Object.assign(serverError('ER_PARSE_ERROR', 1064, '42000', message), {
