@@ -137,9 +137,50 @@ describe('mongodb failure classification', () => {
       serverError(13, 'Unauthorized', 'not authorized on admin to execute command { ping: 1 }'),
       DatabaseError,
     ],
+    [
+      'refused connections (a socket error of its own)',
+      socketError('ECONNREFUSED', 'connect ECONNREFUSED 10.0.0.1:27017'),
+      HostUnreachableError,
+    ],
+    [
+      'both address families refused',
+      new AggregateError([socketError('ECONNREFUSED')]),
+      HostUnreachableError,
+    ],
+    [
+      'a TLS handshake timeout',
+      socketError('ERR_TLS_HANDSHAKE_TIMEOUT', 'TLS handshake'),
+      TlsError,
+    ],
+    [
+      'plaintext answered to a TLS client',
+      socketError('ERR_SSL_WRONG_VERSION_NUMBER', 'wrong version number'),
+      TlsError,
+    ],
+    ['a TLS protocol error', socketError('EPROTO', 'write EPROTO'), TlsError],
+    [
+      'a socket timeout with a bare message',
+      socketError('ETIMEDOUT', 'connect failed'),
+      ConnectTimeoutError,
+    ],
+    [
+      'a network timeout with a bare message',
+      new MongoNetworkTimeoutError('socket idle'),
+      ConnectTimeoutError,
+    ],
+    ['a message saying timeout', new Error('server heartbeat timeout'), ConnectTimeoutError],
+    [
+      'a server selection error without a topology description',
+      Object.assign(new Error('no server'), { name: 'MongoServerSelectionError' }),
+      ConnectTimeoutError,
+    ],
+    ['an unknown failure', new Error('connection closed'), ConnectionError],
+    ['an unknown socket code', Object.assign(new Error('odd'), { code: 'EODD' }), ConnectionError],
   ])('classifies %s', (_, error, type) => {
     const classified = classifyMongoError(error, login);
     expect(classified).toBeInstanceOf(type);
+    // Exactly that class: a subclass (TLS, timeout, unreachable) is handled differently.
+    expect(classified.constructor).toBe(type);
     expect(classified.message).toContain('as user "app"');
     expect(classified.message).toContain(`${login.host}:27017`);
     expect(classified.cause).toBe(error);
@@ -157,6 +198,43 @@ describe('mongodb failure classification', () => {
     for (const error of others) {
       expect(classifyMongoError(error, login)).not.toBeInstanceOf(AuthenticationError);
     }
+  });
+
+  it('classifies a thrown value that is not an Error (undefined, null, a string)', () => {
+    for (const thrown of [undefined, null, 'failure']) {
+      const classified = classifyMongoError(thrown, login);
+      expect(classified.constructor).toBe(ConnectionError);
+      expect(classified.cause).toBe(thrown);
+    }
+  });
+
+  it('ends on a cause chain that loops back on itself', () => {
+    const error: Error & { cause?: unknown } = new Error('odd');
+    error.cause = error;
+    expect(classifyMongoError(error, login).constructor).toBe(ConnectionError);
+  });
+
+  it('names the server error code and its name', () => {
+    expect(classifyMongoError(serverError(13, 'Unauthorized', 'no'), login).message).toContain(
+      '(code 13 Unauthorized)',
+    );
+    const bare = Object.assign(new Error('no'), { code: 13 });
+    expect(classifyMongoError(bare, login).message).toMatch(/\(code 13\)$/);
+  });
+
+  it('suggests dropping "ssl": false only for a plaintext connection the server closed', () => {
+    const closed = new MongoNetworkError('connection 1 to 10.0.0.1:27017 closed');
+    const hint = '"ssl": false';
+    expect(classifyMongoError(closed, { ...login, tls: 'disable' }).message).toContain(hint);
+    expect(classifyMongoError(closed, { ...login, tls: 'prefer' }).message).not.toContain(hint);
+    const refused = new Error('connection refused');
+    expect(classifyMongoError(refused, { ...login, tls: 'disable' }).message).not.toContain(hint);
+  });
+
+  it('keeps the message whole when the password is empty (nothing to scrub)', () => {
+    const classified = classifyMongoError(new Error('odd failure'), { ...login, password: '' });
+    expect(classified.message).toContain('odd failure');
+    expect(classified.message).not.toContain('***');
   });
 
   it('scrubs the password should a message ever quote it', () => {
@@ -198,6 +276,15 @@ describe('mongodb adapter options', () => {
     }
     expect(loadDriver).not.toHaveBeenCalled();
   });
+
+  it('takes an IPv6 address as a host: it tries to connect, and no field is refused', async () => {
+    const db = createMongoDb({ loadDriver: vi.fn() });
+    // Nothing listens on port 1 of the loopback: the connection fails, the secret does not.
+    const failure = await db
+      .connect({ ...login, host: '::1', port: 1, tls: 'disable' })
+      .catch((e: unknown) => e);
+    expect(failure).toBeInstanceOf(ConnectionError);
+  });
 });
 
 describe('mongodb database names', () => {
@@ -208,6 +295,7 @@ describe('mongodb database names', () => {
     ['a space', 'my orders', /contains " "/],
     ['a NUL', 'orders\u0000admin', /contains "\\u0000"/],
     ['64 bytes in UTF-8 (32 characters)', 'é'.repeat(32), /1 to 63 bytes long \(it has 64\)/],
+    ['the empty name', '', /1 to 63 bytes long \(it has 0\)/],
   ])('refuses %s before any connection, naming dbname', async (_, name, message) => {
     const loadDriver = vi.fn();
     const db = createMongoDb({ loadDriver });

@@ -83,14 +83,18 @@ function fakeDriver(server: { version: string; account?: string; sqlMode?: strin
 
 async function changeOwnPassword(
   server: Parameters<typeof fakeDriver>[0],
-  options: { retainCurrentPassword?: boolean; fail?: { match: RegExp; error: Error }[] } = {},
+  options: {
+    retainCurrentPassword?: boolean;
+    fail?: { match: RegExp; error: Error }[];
+    env?: Record<string, string>;
+  } = {},
 ) {
   const fake = fakeDriver(server);
   fake.failures.push(...(options.fail ?? []));
   const logger = new LogRecorder();
   const degraded: string[] = [];
   const db = createMysql({
-    env: {},
+    env: options.env ?? {},
     driver: fake.load,
     retainCurrentPassword: options.retainCurrentPassword,
   });
@@ -343,6 +347,45 @@ describe('mysql user name limits', () => {
     expect(['mysql', 'mariadb'].map((e) => lowered.maxUsernameLengthFor?.(e))).toEqual([16, 16]);
   });
 
+  it.each([
+    ['1', 1],
+    ['80', 80],
+    [' 24 ', 24],
+    ['', 80],
+  ])(
+    'takes MYSQL_MAX_USERNAME_LENGTH=%o as %i on MariaDB (empty: the server limit)',
+    (raw, limit) => {
+      const db = createMysql({ env: { MYSQL_MAX_USERNAME_LENGTH: raw } });
+      expect(db.maxUsernameLengthFor?.('mariadb')).toBe(limit);
+    },
+  );
+
+  it.each(['0', '81', '-1', '12.5', 'many'])(
+    'refuses MYSQL_MAX_USERNAME_LENGTH=%o at creation, naming the variable',
+    (raw) => {
+      expect(() => createMysql({ env: { MYSQL_MAX_USERNAME_LENGTH: raw } })).toThrow(
+        /MYSQL_MAX_USERNAME_LENGTH/,
+      );
+    },
+  );
+
+  it.each([
+    ['false', false],
+    [' FALSE ', false],
+    ['true', true],
+    ['True', true],
+    ['', true],
+  ])(
+    'reads MYSQL_RETAIN_CURRENT_PASSWORD=%o as retain=%s (empty: the default, retain)',
+    async (raw, retain) => {
+      const { statements } = await changeOwnPassword(
+        { version: '8.0.36' },
+        { env: { MYSQL_RETAIN_CURRENT_PASSWORD: raw } },
+      );
+      expect(statements.at(-1)?.endsWith('RETAIN CURRENT PASSWORD')).toBe(retain);
+    },
+  );
+
   it('fails at creation on an invalid setting, naming the variable', () => {
     expect(() => createMysql({ env: { MYSQL_MAX_USERNAME_LENGTH: 'many' } })).toThrow(
       ConfigurationError,
@@ -473,9 +516,61 @@ describe('mysql failure classification', () => {
       }),
       TlsError,
     ],
+    [
+      'an account without a password refused (1698)',
+      serverError(
+        'ER_ACCESS_DENIED_NO_PASSWORD_ERROR',
+        1698,
+        '28000',
+        "Access denied for user 'app'@'localhost'",
+      ),
+      AuthenticationError,
+    ],
+    [
+      'no access to the database (1044)',
+      serverError(
+        'ER_DBACCESS_DENIED_ERROR',
+        1044,
+        '42000',
+        "Access denied for user 'app'@'%' to database 'other'",
+      ),
+      DatabaseError,
+    ],
+    [
+      'a host blocked after connection errors (1129)',
+      serverError(
+        'ER_HOST_IS_BLOCKED',
+        1129,
+        'HY000',
+        "Host '10.0.0.1' is blocked because of many connection errors",
+      ),
+      ConnectionError,
+    ],
+    [
+      'a handshake that never finished',
+      Object.assign(new Error('Handshake inactivity'), {
+        code: 'PROTOCOL_SEQUENCE_TIMEOUT',
+        fatal: true,
+      }),
+      ConnectTimeoutError,
+    ],
+    [
+      'both address families refused',
+      new AggregateError([socketError('ECONNREFUSED')]),
+      HostUnreachableError,
+    ],
+    [
+      'an unknown server error',
+      serverError('ER_UNKNOWN_ERROR', 1105, 'HY000', 'Unknown error'),
+      ConnectionError,
+    ],
+    ['a failure without a code', new Error('Connection closed'), ConnectionError],
+    ['a numeric code', Object.assign(new Error('odd'), { code: 7 }), ConnectionError],
   ])('classifies %s', (_, error, type) => {
     const classified = classifyMysqlError(error, login);
     expect(classified).toBeInstanceOf(type);
+    // Exactly that class: a subclass (TLS, timeout, unreachable) is handled differently.
+    expect(classified.constructor).toBe(type);
     expect(classified.cause).toBe(error);
     expect(classified.message).toContain('as user "app"');
     expect(classified.message).toContain('db.internal:3306');
@@ -490,5 +585,43 @@ describe('mysql failure classification', () => {
     }
     const classified = classifyMysqlError(new Error(`odd failure near "${login.password}"`), login);
     expect(classified.message).not.toContain(login.password);
+  });
+
+  it('classifies a thrown value that is not an Error (undefined, null, a string) and scrubs the password from it', () => {
+    for (const thrown of [undefined, null, `failure near ${login.password}`]) {
+      const classified = classifyMysqlError(thrown, login);
+      expect(classified.constructor).toBe(ConnectionError);
+      expect(classified.cause).toBe(thrown);
+      expect(classified.message).not.toContain(login.password);
+    }
+  });
+
+  it.each([
+    ['ERR_TLS_INVALID_PROTOCOL_VERSION', 'TLSv1 is not a supported protocol'],
+    ['ERR_SSL_WRONG_VERSION_NUMBER', 'wrong version number'],
+  ])('classifies any Node TLS error code (%s) as a TLS failure', (code, message) => {
+    expect(classifyMysqlError(socketError(code, message), login)).toBeInstanceOf(TlsError);
+  });
+
+  it('keeps the driver message whole when the password is empty (nothing to scrub)', () => {
+    const classified = classifyMysqlError(new Error('odd failure'), { ...login, password: '' });
+    expect(classified.message).toContain('odd failure');
+    expect(classified.message).not.toContain('***');
+  });
+
+  it('takes the password out of the driver error itself (message, sqlMessage, stack) and drops its statement', () => {
+    const message = `You have an error in your SQL syntax near '${login.password}'`;
+    const error = Object.assign(serverError('ER_PARSE_ERROR', 1064, '42000', message), {
+      sql: `SET PASSWORD = '${login.password}'`,
+    });
+
+    const classified = classifyMysqlError(error, login);
+
+    expect(classified.cause).toBe(error);
+    expect(error).not.toHaveProperty('sql');
+    for (const field of [error.message, error.sqlMessage, error.stack]) {
+      expect(field).not.toContain(login.password);
+      expect(field).toContain('***');
+    }
   });
 });

@@ -6,11 +6,12 @@ import {
   ConnectTimeoutError,
   DatabaseError,
   HostUnreachableError,
+  InvalidSecretError,
   TlsError,
   TooManyConnectionsError,
 } from '../../shared/common/errors.js';
-import { classifyPostgresError } from '../../shared/databases/postgres.js';
-import { parseTls } from '../../shared/strategies/database-secret.js';
+import { classifyPostgresError, createPostgres } from '../../shared/databases/postgres.js';
+import { parseDatabaseSecret, parseTls } from '../../shared/strategies/database-secret.js';
 
 const login = {
   host: 'db.internal',
@@ -90,9 +91,18 @@ describe('postgres failure classification', () => {
       TlsError,
     ],
     ['a server without TLS', new Error('The server does not support SSL connections'), TlsError],
+    ['an unknown server error', serverError('XX000', 'internal error'), ConnectionError],
+    ['a failure without a code', new Error('Connection terminated unexpectedly'), ConnectionError],
+    [
+      'a numeric code (not a SQLSTATE)',
+      Object.assign(new Error('odd'), { code: 28 }),
+      ConnectionError,
+    ],
   ])('classifies %s', (_, error, type) => {
     const classified = classifyPostgresError(error, login);
     expect(classified).toBeInstanceOf(type);
+    // Exactly that class: a subclass (TLS, timeout, unreachable) is handled differently.
+    expect(classified.constructor).toBe(type);
     expect(classified.cause).toBe(error);
     expect(classified.message).toContain('as user "app"');
     expect(classified.message).toContain('db.internal:5432');
@@ -106,6 +116,39 @@ describe('postgres failure classification', () => {
     ];
     for (const error of others)
       expect(classifyPostgresError(error, login)).not.toBeInstanceOf(AuthenticationError);
+  });
+
+  it.each([
+    ['ERR_TLS_INVALID_PROTOCOL_VERSION', 'TLSv1 is not a supported protocol'],
+    ['ERR_SSL_WRONG_VERSION_NUMBER', 'wrong version number'],
+  ])('classifies any Node TLS error code (%s) as a TLS failure', (code, message) => {
+    expect(classifyPostgresError(socketError(code, message), login)).toBeInstanceOf(TlsError);
+  });
+
+  it.each([
+    ['a server starting up', serverError('57P03', 'the database system is starting up')],
+    [
+      'a terminated session',
+      serverError('57P01', 'terminating connection due to administrator command'),
+    ],
+    ['an unknown failure', serverError('XX000', 'internal error')],
+  ])('logs %s as the failure kind "unavailable"', (_, error) => {
+    const classified = classifyPostgresError(error, login) as ConnectionError;
+    expect(classified.failure).toBe('unavailable');
+  });
+
+  it('classifies a thrown value that is not an Error (undefined, null) as a connection failure', () => {
+    for (const thrown of [undefined, null]) {
+      const classified = classifyPostgresError(thrown, login);
+      expect(classified.constructor).toBe(ConnectionError);
+      expect(classified.cause).toBe(thrown);
+    }
+  });
+
+  it('keeps the driver message whole when the password is empty (nothing to scrub)', () => {
+    const classified = classifyPostgresError(new Error('odd failure'), { ...login, password: '' });
+    expect(classified.message).toContain('odd failure');
+    expect(classified.message).not.toContain('***');
   });
 
   it('scrubs the password should a driver message ever quote it', () => {
@@ -128,5 +171,25 @@ describe('ssl field', () => {
     ['False', 'disable'],
   ])('reads %o as TLS mode %s', (ssl, mode) => {
     expect(parseTls(ssl === undefined ? {} : { ssl }, 'AWSCURRENT')).toBe(mode);
+  });
+});
+
+describe('postgres secret values', () => {
+  const parse = (fields: Record<string, unknown>) =>
+    parseDatabaseSecret(
+      JSON.stringify({ engine: 'postgres', host: 'h', username: 'app', password: 'p', ...fields }),
+      'AWSCURRENT',
+      createPostgres(),
+    );
+
+  it('takes both engines, port 5432 and database "postgres" by default', () => {
+    expect(parse({})).toMatchObject({ port: 5432, dbname: 'postgres' });
+    expect(parse({ engine: 'aurora-postgresql' }).engine).toBe('aurora-postgresql');
+    expect(() => parse({ engine: 'mysql' })).toThrow(/field "engine"/);
+  });
+
+  it('counts the user name in bytes, as the server does: 32 two-byte characters are too many', () => {
+    expect(() => parse({ username: 'é'.repeat(32) })).toThrow(InvalidSecretError);
+    expect(parse({ username: 'é'.repeat(31) }).username).toBe('é'.repeat(31));
   });
 });
