@@ -20,22 +20,46 @@ const REPORT_DIR = process.env.MUTATION_REPORT_DIR ?? join(BENCH, 'tmp');
 
 const TITLES = {
   'protocol-before': 'Before (commit 8f0d0dc, unit project): shared/rotation + shared/strategies',
-  'protocol-unit': 'shared/rotation + shared/strategies, killed by the unit project',
   'protocol-all':
     'shared/rotation + shared/strategies, killed by all four projects (`npm run mutate`: the unit project, then the database projects over its survivors)',
+  'protocol-unit': 'shared/rotation + shared/strategies, killed by the unit project',
+  'adapters-before':
+    'Adapters before (commit f3721fd, unit project): shared/databases + shared/providers',
   'adapters-unit': 'shared/databases + shared/providers (adapters), killed by the unit project',
+  'adapters-servers':
+    'shared/databases + shared/providers (adapters): the unit project, and for the database files named below also the integration project',
   'adapters-all': 'shared/databases + shared/providers (adapters), killed by all four projects',
 };
 
-/** The adapters' target, and why (bench/mutation.md says it next to the number). */
-const ADAPTER_TARGET = 75;
+/** The adapters' targets, and why (bench/mutation.md says it next to the numbers). */
+const PROVIDER_TARGET = 90;
+const DATABASE_TARGET = 80;
 const ADAPTER_REASON =
-  'Adapters: what they do is talk to a server (SQL, MongoDB commands, provider HTTP), and their ' +
-  'own behaviour is pinned mostly by the integration, reliability and security projects against ' +
-  'the real servers, which a mutation run cannot afford on 2 shared cores (see the timing note ' +
-  'below). The unit project covers their parsing, error classification, quoting and request ' +
-  'shapes, so the bar is set lower than for the protocol, at 75 %, and CI keeps each file from ' +
-  'dropping once a baseline is recorded.';
+  'Adapters, targets of our own. **Providers** (`shared/providers`, HTTP to SendGrid, Stripe and ' +
+  'Twilio): everything they do (request shapes, auth, paging, retries and deadlines, error ' +
+  'classification, what an error may quote) can be driven in-process by a scripted fetch and ' +
+  "the provider fakes, so the bar is the protocol's: ≥ 90 %, with the unit project. " +
+  '**Databases** (`shared/databases`): what they do is said to a server (SQL, grants, MongoDB ' +
+  'commands, TLS, sessions), and only the server can tell a right statement from a wrong one, so ' +
+  'they are measured with the unit and integration projects against the real servers, file by ' +
+  'file (`--mutate shared/databases/<file>`, about 10 to 60 min a file here), and the bar is ' +
+  'lower, ≥ 80 % a file: part of each adapter is reachable only on servers this machine cannot ' +
+  'run (MySQL 8: APPLICATION_PASSWORD_ADMIN, default roles, caching_sha2; MongoDB proper, where ' +
+  'FerretDB lacks roles and customData) or only by the reliability and security projects ' +
+  '(a silent network, deadlines), which cost about an hour a file. A file without a run with the ' +
+  'servers shows its unit score, marked so.';
+
+/** Detected / valid over the files of `run` whose path starts with `prefix`. */
+function groupScore(run, prefix) {
+  let detected = 0;
+  let valid = 0;
+  for (const [path, f] of Object.entries(run?.files ?? {})) {
+    if (!path.startsWith(prefix)) continue;
+    detected += f.killed + f.timeout;
+    valid += f.killed + f.timeout + f.survived + f.noCoverage;
+  }
+  return valid === 0 ? Number.NaN : (100 * detected) / valid;
+}
 
 const pct = (value) =>
   typeof value !== 'number' || Number.isNaN(value) ? 'n/a' : `${value.toFixed(1)} %`;
@@ -101,6 +125,8 @@ function summarise(report) {
     ignoredBy,
     files,
     survivors,
+    // Files scored with more projects than the run's own (scripts/mutation-union.mjs).
+    ...(report.unionMeasured ? { measured: report.unionMeasured } : {}),
   };
 }
 
@@ -186,7 +212,22 @@ function render(recorded) {
     `| shared/rotation + shared/strategies, \`npm run mutate\` (all four projects) | ≥ 90 % | ${score('protocol-all')} (before: ${score('protocol-before')}, unit project) | ${met('protocol-all', 90)} |`,
     `| shared/rotation + shared/strategies, unit project alone (CI's check) | ≥ 90 % | ${score('protocol-unit')} | ${met('protocol-unit', 90)} |`,
     `| the guards named in issue 14 | 100 % | see \`bench/mutation-guards.md\` | |`,
-    `| shared/databases + shared/providers (unit project) | ≥ ${ADAPTER_TARGET} % | ${score('adapters-unit')} | ${met('adapters-unit', ADAPTER_TARGET)} |`,
+    (() => {
+      const now = groupScore(recorded['adapters-unit'], 'shared/providers/');
+      const before = groupScore(recorded['adapters-before'], 'shared/providers/');
+      return `| shared/providers (unit project) | ≥ ${PROVIDER_TARGET} % | ${pct(now)} (before: ${pct(before)}) | ${now >= PROVIDER_TARGET ? 'met' : '**not met**'} |`;
+    })(),
+    ...Object.entries(recorded['adapters-unit']?.files ?? {})
+      .filter(([path]) => path.startsWith('shared/databases/'))
+      .filter(([, f]) => f.mutants > f.ignored)
+      .map(([path]) => {
+        const servers = recorded['adapters-servers']?.files?.[path];
+        const measured = recorded['adapters-servers']?.measured?.includes(path);
+        const unit = recorded['adapters-unit'].files[path];
+        const before = recorded['adapters-before']?.files?.[path];
+        const now = measured ? servers.score : unit.score;
+        return `| ${path} (${measured ? 'unit + integration projects' : 'unit project only: no run with the servers yet'}) | ≥ ${DATABASE_TARGET} % | ${pct(now)} (unit alone: ${pct(unit.score)}; before: ${pct(before?.score)}) | ${measured && now >= DATABASE_TARGET ? 'met' : '**not met**'} |`;
+      }),
     '',
     ADAPTER_REASON,
     '',

@@ -52,12 +52,16 @@ const keyOf = (m) =>
 
 let upgraded = 0;
 let changedFiles = 0;
+// The files OUT scores with both runs' tests (kept across successive unions; bench/mutation.md
+// names them).
+const measured = new Set(newer.unionMeasured ?? []);
 for (const [name, file] of Object.entries(newer.files)) {
   const before = older.files[name];
   if (!before || before.source !== file.source) {
     changedFiles++;
     continue;
   }
+  measured.add(name.replace(/^.*?(shared\/)/, '$1'));
   const earlier = new Map(before.mutants.map((m) => [keyOf(m), m]));
   for (const mutant of file.mutants) {
     const other = earlier.get(keyOf(mutant));
@@ -70,6 +74,7 @@ for (const [name, file] of Object.entries(newer.files)) {
     }
   }
 }
+newer.unionMeasured = [...measured].sort();
 writeFileSync(outFile, JSON.stringify(newer));
 console.log(
   `mutation union: ${upgraded} mutant(s) detected only by ${olderFile}; ${changedFiles} file(s) absent from the older run or changed since, taken from ${newerFile} alone; wrote ${outFile}`,
