@@ -9,6 +9,32 @@ import { AWSPENDING, type FakeSecretsManager } from './fake-secrets-manager.js';
 export const STEPS = ['createSecret', 'setSecret', 'testSecret', 'finishSecret'] as const;
 export type Step = (typeof STEPS)[number];
 
+/** What a handler's promise was rejected with (`E`, as the test expects it), or undefined. */
+export const failure = <E = Error>(promise: Promise<unknown>) =>
+  promise.then(
+    () => undefined,
+    (error: unknown) => error as E,
+  );
+
+/** For tests that drive one step at a time against `fake`: its event, and a stored AWSPENDING. */
+export function stepHelpers(fake: FakeSecretsManager) {
+  return {
+    event: (secretId: string, token: string, step: Step) => ({
+      Step: step,
+      SecretId: fake.arnOf(secretId),
+      ClientRequestToken: token,
+    }),
+    putPending(secretId: string, token: string, value: string) {
+      fake.putSecretValue({
+        SecretId: secretId,
+        ClientRequestToken: token,
+        SecretString: value,
+        VersionStages: [AWSPENDING],
+      });
+    },
+  };
+}
+
 export interface RotationEvent {
   Step: Step;
   SecretId: string;

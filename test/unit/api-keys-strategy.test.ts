@@ -33,7 +33,7 @@ import {
   serviceError,
 } from '../support/fake-secrets-manager.js';
 import { LogRecorder } from '../support/log-recorder.js';
-import { rotate, STEPS, type Step } from '../support/rotation-driver.js';
+import { failure, rotate, STEPS, type Step } from '../support/rotation-driver.js';
 import type { RotationHarness } from '../support/rotation-harness.js';
 
 const fake = new FakeSecretsManager();
@@ -89,12 +89,6 @@ const value = (secretId: string, stage = 'AWSCURRENT') =>
     key: string;
     key_id: string;
   };
-
-const failure = (promise: Promise<unknown>) =>
-  promise.then(
-    () => undefined,
-    (error: unknown) => error as Error,
-  );
 
 /** Keys named by us for this secret that the provider would accept now. */
 const ourLiveKeys = (fixture: ProviderFixture, secretId: string) =>

@@ -28,7 +28,7 @@ import {
   seedMaster,
   UNIT_HOST,
 } from '../support/memory-database.js';
-import { rotate, type Step } from '../support/rotation-driver.js';
+import { failure, rotate, type Step, stepHelpers } from '../support/rotation-driver.js';
 
 const HOST = UNIT_HOST;
 const fake = new FakeSecretsManager();
@@ -47,24 +47,7 @@ beforeEach(() => {
   logs = new LogRecorder();
 });
 
-const event = (secretId: string, token: string, step: Step) => ({
-  Step: step,
-  SecretId: fake.arnOf(secretId),
-  ClientRequestToken: token,
-});
-const failure = (promise: Promise<unknown>) =>
-  promise.then(
-    () => undefined,
-    (error: unknown) => error as Error,
-  );
-function putPending(secretId: string, token: string, value: string) {
-  fake.putSecretValue({
-    SecretId: secretId,
-    ClientRequestToken: token,
-    SecretString: value,
-    VersionStages: ['AWSPENDING'],
-  });
-}
+const { event, putPending } = stepHelpers(fake);
 function finishedRotation(secretId: string, value: string) {
   const from = fake.versionOf(secretId, 'AWSCURRENT');
   const token = fake.startRotation(secretId);

@@ -21,7 +21,7 @@ import {
   serviceError,
 } from '../support/fake-secrets-manager.js';
 import { LogRecorder } from '../support/log-recorder.js';
-import type { Step } from '../support/rotation-driver.js';
+import { failure, type Step } from '../support/rotation-driver.js';
 
 const fake = new FakeSecretsManager();
 const stub = mockSecretsManager(fake);
@@ -75,11 +75,6 @@ const run = (
   createRotationHandler({ strategy, logger: logs, env: {}, ...(metrics ? { metrics } : {}) })(
     { Step: step, SecretId: fake.arnOf(secretId), ClientRequestToken: token },
     context,
-  );
-const failure = (promise: Promise<unknown>) =>
-  promise.then(
-    () => undefined,
-    (error: unknown) => error as Error,
   );
 const newSecret = () => {
   const secretId = fake.createSecret({ name: 'app', secretString: '{"n":1}' });

@@ -21,7 +21,7 @@ import {
   seedMaster,
   UNIT_HOST,
 } from '../support/memory-database.js';
-import { rotate, type Step } from '../support/rotation-driver.js';
+import { failure, rotate, type Step, stepHelpers } from '../support/rotation-driver.js';
 
 const HOST = UNIT_HOST;
 const fake = new FakeSecretsManager();
@@ -40,11 +40,7 @@ beforeEach(() => {
   logs = new LogRecorder();
 });
 
-const event = (secretId: string, token: string, step: Step) => ({
-  Step: step,
-  SecretId: fake.arnOf(secretId),
-  ClientRequestToken: token,
-});
+const { event, putPending } = stepHelpers(fake);
 
 /** Each call makes a new handler: a cold function, which reads every value from the service. */
 const cold =
@@ -54,11 +50,6 @@ const cold =
       event(secretId, token, step),
       context,
     );
-const failure = (promise: Promise<unknown>) =>
-  promise.then(
-    () => undefined,
-    (error: unknown) => error as Error,
-  );
 
 /** GetSecretValue of `stage` fails with `error`; every other read answers as usual. */
 function failReadsOf(stage: string, error: Error) {
@@ -69,14 +60,6 @@ function failReadsOf(stage: string, error: Error) {
 }
 
 /** A pending value as an earlier createSecret stored it. */
-function putPending(secretId: string, token: string, value: string) {
-  fake.putSecretValue({
-    SecretId: secretId,
-    ClientRequestToken: token,
-    SecretString: value,
-    VersionStages: ['AWSPENDING'],
-  });
-}
 
 /** A rotation finished by hand: `value` becomes AWSCURRENT, the old one AWSPREVIOUS. */
 function finishedRotation(secretId: string, value: string) {

@@ -26,7 +26,11 @@ import {
   seedMaster,
   UNIT_HOST,
 } from '../support/memory-database.js';
-import { rotate, type Step } from '../support/rotation-driver.js';
+import {
+  failure as failureOf,
+  rotate,
+  stepHelpers,
+} from '../support/rotation-driver.js';
 
 const HOST = UNIT_HOST;
 const fake = new FakeSecretsManager();
@@ -46,24 +50,8 @@ afterEach(() => {
   vi.restoreAllMocks();
 });
 
-const event = (secretId: string, token: string, step: Step) => ({
-  Step: step,
-  SecretId: fake.arnOf(secretId),
-  ClientRequestToken: token,
-});
-const failure = (promise: Promise<unknown>) =>
-  promise.then(
-    () => undefined,
-    (error: unknown) => error as InvalidSecretError,
-  );
-function putPending(secretId: string, token: string, value: string) {
-  fake.putSecretValue({
-    SecretId: secretId,
-    ClientRequestToken: token,
-    SecretString: value,
-    VersionStages: ['AWSPENDING'],
-  });
-}
+const { event, putPending } = stepHelpers(fake);
+const failure = (promise: Promise<unknown>) => failureOf<InvalidSecretError>(promise);
 
 describe('alternating users: the field each refusal names', () => {
   const alternating = (database: MemoryDatabase = db) =>
