@@ -26,11 +26,7 @@ import {
   seedMaster,
   UNIT_HOST,
 } from '../support/memory-database.js';
-import {
-  failure as failureOf,
-  rotate,
-  stepHelpers,
-} from '../support/rotation-driver.js';
+import { failure as failureOf, rotate, stepHelpers } from '../support/rotation-driver.js';
 
 const HOST = UNIT_HOST;
 const fake = new FakeSecretsManager();
