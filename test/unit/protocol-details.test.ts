@@ -13,7 +13,7 @@ import {
 import { createRotationHandler } from '../../shared/rotation/handler.js';
 import type { StepOutcome } from '../../shared/rotation/metrics.js';
 import { VersionCache } from '../../shared/rotation/secrets-store.js';
-import type { StepContext, Strategy } from '../../shared/rotation/types.js';
+import type { Strategy } from '../../shared/rotation/types.js';
 import { alternatingUsers } from '../../shared/strategies/alternating-users.js';
 import { singleUser } from '../../shared/strategies/single-user.js';
 import {
@@ -28,6 +28,7 @@ import {
   seedMaster,
   UNIT_HOST,
 } from '../support/memory-database.js';
+import { probing } from '../support/probing-strategy.js';
 import { failure, rotate, type Step, stepHelpers } from '../support/rotation-driver.js';
 
 const HOST = UNIT_HOST;
@@ -59,30 +60,6 @@ function finishedRotation(secretId: string, value: string) {
     ...(from === undefined ? {} : { RemoveFromVersionId: from }),
   });
 }
-
-/** A strategy that hands each step's context to `probe`. */
-interface Value {
-  n: number;
-}
-const probing = (
-  probe: (step: StepContext<Value>) => Promise<void> = async () => {},
-  overrides: Partial<Strategy<Value>> = {},
-): Strategy<Value> => ({
-  parse: (text) => JSON.parse(text) as Value,
-  serialize: (value) => JSON.stringify(value),
-  secretsOf: () => [],
-  async createPending(step) {
-    await probe(step);
-    return { n: (await step.current()).n + 1 };
-  },
-  async setPending(step) {
-    await probe(step);
-  },
-  async testPending(step) {
-    await probe(step);
-  },
-  ...overrides,
-});
 
 describe('metrics, budget and log context', () => {
   it('records success for work done, skipped for a version already AWSCURRENT, and a real duration', async () => {

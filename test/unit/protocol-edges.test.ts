@@ -14,13 +14,14 @@ import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { StageError } from '../../shared/common/errors.js';
 import { createRotationHandler } from '../../shared/rotation/handler.js';
 import type { StepMetrics, StepOutcome } from '../../shared/rotation/metrics.js';
-import type { StepContext, Strategy } from '../../shared/rotation/types.js';
+import type { Strategy } from '../../shared/rotation/types.js';
 import {
   FakeSecretsManager,
   mockSecretsManager,
   serviceError,
 } from '../support/fake-secrets-manager.js';
 import { LogRecorder } from '../support/log-recorder.js';
+import { probing, type Value } from '../support/probing-strategy.js';
 import { failure, type Step } from '../support/rotation-driver.js';
 
 const fake = new FakeSecretsManager();
@@ -39,30 +40,6 @@ beforeEach(() => {
   Object.assign(fake, real);
   stub.resetHistory();
   logs = new LogRecorder();
-});
-
-interface Value {
-  n: number;
-}
-/** A strategy that hands each step's context to `probe`; no testCurrent, no afterFinish. */
-const probing = (
-  probe: (step: StepContext<Value>) => Promise<void> = async () => {},
-  overrides: Partial<Strategy<Value>> = {},
-): Strategy<Value> => ({
-  parse: (text) => JSON.parse(text) as Value,
-  serialize: (value) => JSON.stringify(value),
-  secretsOf: () => [],
-  async createPending(step) {
-    await probe(step);
-    return { n: (await step.current()).n + 1 };
-  },
-  async setPending(step) {
-    await probe(step);
-  },
-  async testPending(step) {
-    await probe(step);
-  },
-  ...overrides,
 });
 
 const run = (
