@@ -3,14 +3,14 @@
 # its own data folder, a non-default port, TLS with a self-signed certificate, and an admin user
 # with a password. Installs Debian's mariadb-server from apt if the server is missing.
 # Prints the line to eval:   eval "$(bash scripts/start-mariadb.sh)"
-#   -> export MYSQL_ADMIN_URL=mysql://rotation_admin:...@127.0.0.1:53307/mysql
+#   -> export MYSQL_ADMIN_URL=mysql://rotation_admin:...@127.0.0.1:23307/mysql
 # Stop it with:               bash scripts/start-mariadb.sh --stop
 # MYSQL_PORT and MYSQL_DATA_DIR choose another port and folder (CI uses its own).
 set -euo pipefail
 # Root's tools (runuser, mariadbd) live in sbin, which a plain user's PATH may lack.
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 
-PORT="${MYSQL_PORT:-53307}"
+PORT="${MYSQL_PORT:-23307}"
 DATA="${MYSQL_DATA_DIR:-/tmp/rotation-mariadb}"
 ADMIN_USER=rotation_admin
 ADMIN_PASSWORD="${MYSQL_ADMIN_PASSWORD:-admin-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')}"

@@ -6,19 +6,19 @@
 # Builds FerretDB from the Go module proxy the first time (a few minutes), then reuses the binary.
 #
 #   eval "$(bash scripts/start-mongo.sh)"
-#     -> export MONGO_ADMIN_URL=mongodb://rotation_admin:...@127.0.0.1:57027/admin
-#        export MONGO_TLS_PORT=57028          (the same server, TLS only)
+#     -> export MONGO_ADMIN_URL=mongodb://rotation_admin:...@127.0.0.1:24027/admin
+#        export MONGO_TLS_PORT=24028          (the same server, TLS only)
 #        export MONGO_TLS_CA_FILE=/tmp/rotation-ferretdb/tls.crt
 #   bash scripts/start-mongo.sh --stop
 #
-# Settings: MONGO_PORT (57027), MONGO_TLS_PORT (MONGO_PORT + 1), MONGO_DATA_DIR
+# Settings: MONGO_PORT (24027), MONGO_TLS_PORT (MONGO_PORT + 1), MONGO_DATA_DIR
 # (/tmp/rotation-ferretdb), FERRETDB_CACHE_DIR (where the binary is kept:
 # ${XDG_CACHE_HOME:-~/.cache}/secrets-rotation-ferretdb).
 set -euo pipefail
 
 VERSION=v1.24.0
 MODULE=github.com/FerretDB/FerretDB
-PORT="${MONGO_PORT:-57027}"
+PORT="${MONGO_PORT:-24027}"
 TLS_PORT="${MONGO_TLS_PORT:-$((PORT + 1))}"
 DATA="${MONGO_DATA_DIR:-/tmp/rotation-ferretdb}"
 CACHE="${FERRETDB_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/secrets-rotation-ferretdb}"

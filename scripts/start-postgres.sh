@@ -2,7 +2,7 @@
 # Starts a throw-away PostgreSQL on 127.0.0.1 with password (scram-sha-256) authentication, for
 # the integration tests on machines without Docker. Installs the server from apt if missing.
 # Prints the line to eval:   eval "$(bash scripts/start-postgres.sh)"
-#   -> export PG_ADMIN_URL=postgres://rotation_admin:...@127.0.0.1:55432/postgres
+#   -> export PG_ADMIN_URL=postgres://rotation_admin:...@127.0.0.1:25432/postgres
 # Stop it with:               bash scripts/start-postgres.sh --stop
 # PG_TLS=1: TLS only (hostssl), with a server certificate from a throw-away test CA for
 #   localhost / 127.0.0.1; also prints `export PG_TLS_CA_FILE=<the CA certificate>`.
@@ -11,7 +11,7 @@ set -euo pipefail
 # Root's tools (runuser, useradd) live in sbin, which a plain user's PATH may lack.
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 
-PORT="${PG_PORT:-55432}"
+PORT="${PG_PORT:-25432}"
 DATA="${PG_DATA_DIR:-/tmp/rotation-postgres}"
 ADMIN_USER=rotation_admin
 ADMIN_PASSWORD="${PG_ADMIN_PASSWORD:-admin-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')}"

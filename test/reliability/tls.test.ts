@@ -21,7 +21,7 @@ if (process.env.CI === 'true' && (!url || !caFile)) {
 /**
  * TLS against a PostgreSQL that accepts only TLS (hostssl), with a certificate from a test CA
  * that the process does not trust unless NODE_EXTRA_CA_CERTS names it, as in Lambda.
- * Start the server with: PG_TLS=1 PG_PORT=55436 PG_URL_VAR=PG_TLS_ADMIN_URL bash scripts/start-postgres.sh
+ * Start the server with: PG_TLS=1 PG_PORT=25436 PG_URL_VAR=PG_TLS_ADMIN_URL bash scripts/start-postgres.sh
  */
 describe.skipIf(!url || !caFile)('TLS', () => {
   const harness = new RotationHarness();

@@ -87,7 +87,8 @@ export async function startMongo(): Promise<MongoServer> {
     };
   }
   const dir = await mkdtemp(join(tmpdir(), 'rotation-mongo-'));
-  const port = 58000 + 2 * Math.floor(Math.random() * 500);
+  // Below Linux's ephemeral range (32768-60999), where a client socket could hold it first.
+  const port = 20000 + 2 * Math.floor(Math.random() * 500);
   const env = { ...process.env, MONGO_PORT: String(port), MONGO_DATA_DIR: join(dir, 'data') };
   const script = join(import.meta.dirname, '../../scripts/start-mongo.sh');
   const { stdout } = await promisify(execFile)('bash', [script], { env, timeout: 900_000 }).catch(

@@ -62,7 +62,8 @@ export async function startMysql(): Promise<MysqlServer> {
     await chmod(dir, 0o755);
     const env = {
       ...process.env,
-      MYSQL_PORT: String(54000 + Math.floor(Math.random() * 2000)),
+      // Below Linux's ephemeral range (32768-60999), where a client socket could hold it first.
+      MYSQL_PORT: String(30000 + Math.floor(Math.random() * 2000)),
       MYSQL_DATA_DIR: join(dir, 'server'),
       MARIADB_NO_INSTALL: 'true',
     };

