@@ -145,6 +145,7 @@ export function createPostgres(options: PostgresOptions = {}): Database<Client> 
     // SET looks up no function or operator. Not startup options: RDS Proxy and PgBouncer accept
     // only a few startup parameters and refuse the connection for any other.
     // SET ROLE NONE, not RESET ROLE: RESET returns to the connection-time role, a planted default.
+    // pg_temp is listed last on purpose: unlisted, it would be searched first for tables and types.
     const idleMs = Math.max(1, Math.floor(Math.min(idleInTransactionTimeoutMs, left)));
     try {
       await run(
@@ -472,15 +473,6 @@ const MD5_SETTINGS = new Set(['md5', 'on', 'true', 'yes', '1']);
 
 const isAscii = (text: string): boolean => /^[\x20-\x7e]*$/.test(text);
 
-/**
- * Session settings for the startup packet. Settings sent by the client take precedence over
- * every `ALTER ROLE … SET` and `ALTER DATABASE … SET`, which the application's user can write
- * for itself and for a database it owns: so neither can put a schema of its own on the
- * search_path of a session that changes roles, nor make the session run as another role
- * (`role`). pg_temp is listed last on purpose: unlisted, it would be searched first for tables
- * and types (never for functions or operators). These sessions create no temporary objects
- * and no other session can create any in them, but last is the documented safe form.
- */
 /**
  * Names longer than NAMEDATALEN - 1 bytes are truncated by the server and would alias another
  * role (`<long name>_clone` cut back to an existing role's name).
