@@ -44,7 +44,7 @@ else
     # the mutants phase 1 left alive; then one report, a mutant detected if either phase did.
     echo "mutate: phase 2, projects $servers, over the $(tr ',' '\n' <<<"$ranges" | grep -c .) mutants the unit project left alive"
     MUTATE_PROJECTS=$servers stryker --mutate "$ranges"
-    node scripts/mutation-union.mjs "$servers_report" "$unit_report" "$all_report"
+    node scripts/mutation-union.mjs --older-projects "$servers" "$servers_report" "$unit_report" "$all_report"
   else
     cp "$unit_report" "$all_report"
   fi

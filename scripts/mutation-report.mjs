@@ -127,6 +127,7 @@ function summarise(report) {
     survivors,
     // Files scored with more projects than the run's own (scripts/mutation-union.mjs).
     ...(report.unionMeasured ? { measured: report.unionMeasured } : {}),
+    ...(report.unionProjects ? { measuredProjects: report.unionProjects } : {}),
   };
 }
 
@@ -226,7 +227,11 @@ function render(recorded) {
         const unit = recorded['adapters-unit'].files[path];
         const before = recorded['adapters-before']?.files?.[path];
         const now = measured ? servers.score : unit.score;
-        return `| ${path} (${measured ? 'unit + integration projects' : 'unit project only: no run with the servers yet'}) | ≥ ${DATABASE_TARGET} % | ${pct(now)} (unit alone: ${pct(unit.score)}; before: ${pct(before?.score)}) | ${measured && now >= DATABASE_TARGET ? 'met' : '**not met**'} |`;
+        const projects = recorded['adapters-servers']?.measuredProjects?.[path] ?? [
+          'unit',
+          'integration',
+        ];
+        return `| ${path} (${measured ? `${projects.join(' + ')} projects` : 'unit project only: no run with the servers yet'}) | ≥ ${DATABASE_TARGET} % | ${pct(now)} (unit alone: ${pct(unit.score)}; before: ${pct(before?.score)}) | ${measured && now >= DATABASE_TARGET ? 'met' : '**not met**'} |`;
       }),
     '',
     ADAPTER_REASON,

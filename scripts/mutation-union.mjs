@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Combines two Stryker JSON reports of the same scope into one, mutant by mutant:
-//   node scripts/mutation-union.mjs OLDER NEWER OUT
+//   node scripts/mutation-union.mjs [--older-projects a,b] OLDER NEWER OUT
 //   node scripts/mutation-union.mjs --survivors REPORT
 //       prints the mutants REPORT left alive (survived or not covered) as Stryker mutation
 //       ranges (file:line:column-line:column, comma-separated), for `stryker run --mutate`
@@ -31,9 +31,15 @@ if (process.argv[2] === '--survivors') {
   process.exit(0);
 }
 
-const [olderFile, newerFile, outFile] = process.argv.slice(2);
+const args = process.argv.slice(2);
+// --older-projects a,b: the projects OLDER ran (when the report does not say it itself).
+const flag = args.indexOf('--older-projects');
+const olderProjects = flag === -1 ? undefined : args.splice(flag, 2)[1].split(',');
+const [olderFile, newerFile, outFile] = args;
 if (!outFile) {
-  console.error('usage: node scripts/mutation-union.mjs OLDER.json NEWER.json OUT.json');
+  console.error(
+    'usage: node scripts/mutation-union.mjs [--older-projects a,b] OLDER.json NEWER.json OUT.json',
+  );
   process.exit(2);
 }
 const older = JSON.parse(readFileSync(olderFile, 'utf8'));
@@ -53,15 +59,22 @@ const keyOf = (m) =>
 let upgraded = 0;
 let changedFiles = 0;
 // The files OUT scores with both runs' tests (kept across successive unions; bench/mutation.md
-// names them).
+// names them), and with which projects: a report may say its own (`"projects": [...]`, as the
+// trimmed runs in bench/mutation/servers/ do); one that does not is a unit + integration run.
 const measured = new Set(newer.unionMeasured ?? []);
+const projectsOf = { ...(newer.unionProjects ?? {}) };
+const projectList = (report) => olderProjects ?? report.projects ?? ['unit', 'integration'];
 for (const [name, file] of Object.entries(newer.files)) {
   const before = older.files[name];
   if (!before || before.source !== file.source) {
     changedFiles++;
     continue;
   }
-  measured.add(name.replace(/^.*?(shared\/)/, '$1'));
+  const path = name.replace(/^.*?(shared\/)/, '$1');
+  measured.add(path);
+  projectsOf[path] = [
+    ...new Set([...(projectsOf[path] ?? newer.projects ?? ['unit']), ...projectList(older)]),
+  ];
   const earlier = new Map(before.mutants.map((m) => [keyOf(m), m]));
   for (const mutant of file.mutants) {
     const other = earlier.get(keyOf(mutant));
@@ -75,6 +88,7 @@ for (const [name, file] of Object.entries(newer.files)) {
   }
 }
 newer.unionMeasured = [...measured].sort();
+newer.unionProjects = projectsOf;
 writeFileSync(outFile, JSON.stringify(newer));
 console.log(
   `mutation union: ${upgraded} mutant(s) detected only by ${olderFile}; ${changedFiles} file(s) absent from the older run or changed since, taken from ${newerFile} alone; wrote ${outFile}`,
