@@ -358,6 +358,7 @@ describe('mysql server versions, read exactly', () => {
     ['10.5.5-MariaDB-log', 'mariadb', 10, 5, 5],
     ['8.0.mysql_aurora.3.05.2', 'mysql', 8, 0, 23],
     ['5.7.mysql_aurora.2.11.2', 'mysql', 5, 7, 12],
+    // Aurora MySQL 1 (5.6-compatible): no floor kept for it, so no patch level assumed.
     ['5.6.mysql_aurora.1.22.2', 'mysql', 5, 6, 0],
   ])('reads %s as %s %i.%i.%i', (version, flavor, major, minor, patch) => {
     expect(parseServerVersion(version)).toEqual({ flavor, major, minor, patch, version });
@@ -487,6 +488,8 @@ describe('SHOW GRANTS, lines it must refuse', () => {
     'GRANT SELECT (`a`',
     'GRANT SELECT (`a` `b`) ON `db`.`t` TO `app`@`%`',
     'GRANT SELECT (`a`, ) ON `db`.`t` TO `app`@`%`',
+    'GRANT SELECT (`a` `b` `c`) ON `db`.`t` TO `app`@`%`',
+    'GRANT SELECT (`a`; `b`) ON `db`.`t` TO `app`@`%`',
     'GRANT `r`',
     'GRANT `r` TO',
     'GRANT `r`, TO `app`@`%`',
@@ -877,6 +880,11 @@ describe('how a MariaDB account authenticates', () => {
       // MariaDB 10.11, SHOW GRANTS FOR grants_h_c@localhost
       "GRANT USAGE ON *.* TO `grants_h_c`@`localhost` IDENTIFIED VIA mysql_native_password USING '*B69027D44F6E5EDC07F1AEAD1477967B16F28227' OR unix_socket",
       ['mysql_native_password', 'unix_socket'],
+    ],
+    [
+      // Cut short inside PASSWORD(...): read to the end of the line, never past it.
+      "CREATE USER `app`@`%` IDENTIFIED VIA mysql_native_password USING PASSWORD('x'",
+      ['mysql_native_password'],
     ],
   ])('lists every method of %s', (line, plugins) => {
     expect(authenticationPlugins(['GRANT `r` TO `app`@`%`', line])).toEqual(plugins);
