@@ -444,6 +444,29 @@ describe('SHOW GRANTS, quoting and scopes', () => {
     });
   });
 
+  it('keeps the backslashes of double-quoted names under ANSI_QUOTES: an escaped wildcard stays escaped', () => {
+    // MariaDB 10.11 under sql_mode ANSI_QUOTES, for GRANT SELECT ON `grants\_h%`.* and the
+    // role `grants_h_r'q\`: a double-quoted name is an identifier, whose backslashes are its own.
+    const ansi = parseShowGrants([
+      'GRANT "grants_h_r\'q\\" TO "grants_h_d"@"%"',
+      'GRANT SELECT ON "grants\\_h%".* TO "grants_h_d"@"%"',
+    ]);
+    expect(ansi.grants).toEqual([
+      { kind: 'role', role: { name: "grants_h_r'q\\" }, admin: false },
+      {
+        kind: 'privilege',
+        object: { db: 'grants\\_h%', table: null },
+        privilege: 'SELECT',
+        grantable: false,
+      },
+    ]);
+    // Read as `grants_h%`, the clone would be granted SELECT on every database matching
+    // grants?h% (`_` any one character), and the next pass would find nothing to change.
+    expect(
+      planFor(mariadb, ['GRANT SELECT ON "grants\\_h%".* TO "app"@"%"'], []).statements,
+    ).toEqual(["GRANT SELECT ON `grants\\_h%`.* TO 'app_clone'@'%'"]);
+  });
+
   it('reads quoted names and strings the way the server escapes them', () => {
     // MariaDB 10.11 prints REQUIRE SUBJECT '/CN=it''s a \\ test' for the subject /CN=it's a \ test.
     expect(tokenize("SUBJECT '/CN=it''s a \\\\ test' X")).toEqual([
