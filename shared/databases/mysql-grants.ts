@@ -125,7 +125,12 @@ type Token =
   | { t: 'word'; v: string }
   | { t: 'sym'; v: string };
 
-/** Splits a SHOW GRANTS line into identifiers, strings, words and symbols. */
+/**
+ * Splits a SHOW GRANTS line into identifiers, strings, words and symbols. Names are quoted in
+ * backticks, or in double quotes under sql_mode ANSI_QUOTES (kept in the session), and a
+ * backslash in them is the name's own (`db\_x%` is a pattern with an escaped `_`); only string
+ * literals, always single-quoted, use backslash escapes.
+ */
 export function tokenize(line: string): Token[] {
   const tokens: Token[] = [];
   let i = 0;
@@ -139,7 +144,7 @@ export function tokenize(line: string): Token[] {
       for (;;) {
         if (i >= line.length) throw new DatabaseError('unterminated quote in a SHOW GRANTS line');
         const d = line[i] as string;
-        if (d === '\\' && c !== '`' && i + 1 < line.length) {
+        if (d === '\\' && c === "'" && i + 1 < line.length) {
           const next = line[i + 1] as string;
           value +=
             ({ n: '\n', r: '\r', t: '\t', '0': '\0', Z: '\x1a' } as Record<string, string>)[next] ??
@@ -156,7 +161,7 @@ export function tokenize(line: string): Token[] {
           i++;
         }
       }
-      tokens.push(c === '`' ? { t: 'id', v: value } : { t: 'str', v: value });
+      tokens.push(c === "'" ? { t: 'str', v: value } : { t: 'id', v: value });
     } else if (/[A-Za-z0-9_$]/.test(c)) {
       let value = '';
       while (i < line.length && /[A-Za-z0-9_$]/.test(line[i] as string)) value += line[i++];
