@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { InvalidSecretError } from '../../shared/common/errors.js';
-import { createMysql, type MysqlSession } from '../../shared/databases/mysql.js';
+import { createMysql, type MysqlDriver, type MysqlSession } from '../../shared/databases/mysql.js';
 import { alternatingUsers } from '../../shared/strategies/alternating-users.js';
 import {
   ALL_PUNCTUATION,
@@ -385,5 +385,53 @@ describe('mysql alternating users', () => {
       expect(await signsIn(login(harness.secret(secretId, 'AWSPREVIOUS')))).toBe(true);
     }
     expect(await admin.userRow(victim)).toEqual(before);
+  });
+  it('under sql_mode ANSI_QUOTES, a grant on an escaped wildcard stays escaped on the clone: it reads no other database', async () => {
+    // Prepare: a server whose sql_mode has ANSI_QUOTES (a parameter group can set it), so
+    // SHOW GRANTS prints names in double quotes; every session of the adapter gets it, as it
+    // would from the server's global setting. The original may read the databases matching
+    // `<p>\_x%` (an escaped `_`: a literal underscore); `<p>Ax1` must stay out of the clone's reach.
+    const real = await import('mysql2/promise');
+    const ansiQuotes = async (): Promise<MysqlDriver> => ({
+      createConnection: async (config) => {
+        const client = await real.createConnection(config);
+        await client.query("SET SESSION sql_mode = CONCAT(@@SESSION.sql_mode, ',ANSI_QUOTES')");
+        return client as unknown as Awaited<ReturnType<MysqlDriver['createConnection']>>;
+      },
+      escape: (value) => real.escape(value as string),
+      escapeId: (value, forbidQualified) => real.escapeId(value, forbidQualified),
+    });
+    const { name, secretId } = await provision();
+    const prefix = `w${randomBytes(4).toString('hex')}`;
+    const outside = `${prefix}Ax1`;
+    await admin.query(`CREATE DATABASE ${admin.id(outside)}`);
+    await admin.query(`CREATE TABLE ${admin.id(outside)}.t (a int)`);
+    await admin.query(`INSERT INTO ${admin.id(outside)}.t VALUES (7)`);
+    await admin.query(`GRANT SELECT ON ${admin.id(`${prefix}\\_x%`)}.* TO ${admin.account(name)}`);
+    try {
+      // Act: two rotations (the clone is created, then its password changed and its grants reconciled).
+      const rotate = harness.handler(
+        alternatingUsers(createMysql({ env: {}, driver: ansiQuotes })),
+      );
+      const results = [
+        await harness.rotate(rotate, secretId),
+        await harness.rotate(rotate, secretId),
+      ];
+
+      // Assess: the clone holds exactly the original's grants, and what the pattern excludes
+      // stays out of its reach.
+      expect(
+        results.map((r) => r.completed),
+        String(results[0]?.error ?? results[1]?.error),
+      ).toEqual([true, true]);
+      expect(await admin.grantsOf(`${name}_clone`)).toEqual(await admin.grantsOf(name));
+      const clone = harness.secret(secretId, 'AWSPREVIOUS');
+      expect(clone.username).toBe(`${name}_clone`);
+      await expect(queryAs(login(clone), `SELECT a FROM ${admin.id(outside)}.t`)).rejects.toThrow(
+        /denied/,
+      );
+    } finally {
+      await admin.query(`DROP DATABASE ${admin.id(outside)}`);
+    }
   });
 });
