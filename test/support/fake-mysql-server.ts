@@ -68,6 +68,19 @@ export interface FakeServerOptions {
   accounts?: FakeAccount[];
 }
 
+const literal = "'(?:[^'\\\\]|\\\\.)*'";
+const MYSQL_USER_QUERIES = [
+  new RegExp(
+    `^SELECT Host AS host FROM mysql\\.user WHERE User = ${literal}(?: AND is_role <> 'Y')? ORDER BY Host$`,
+  ),
+  new RegExp(
+    `^SELECT 1 FROM mysql\\.user WHERE User = ${literal}(?: AND Host = ${literal})?(?: AND is_role <> 'Y')?$`,
+  ),
+  new RegExp(
+    `^SELECT plugin, CONVERT\\(ssl_type USING utf8mb4\\) AS sslType, CONVERT\\(ssl_cipher USING utf8mb4\\) AS sslCipher, CONVERT\\(x509_issuer USING utf8mb4\\) AS x509Issuer, CONVERT\\(x509_subject USING utf8mb4\\) AS x509Subject, max_questions AS maxQuestions, max_updates AS maxUpdates, max_connections AS maxConnections, max_user_connections AS maxUserConnections (?:, CAST\\(max_statement_time AS CHAR\\) AS maxStatementTime )?FROM mysql\\.user WHERE User = ${literal} AND Host = ${literal}$`,
+  ),
+];
+
 const okPacket = { fieldCount: 0, affectedRows: 0, insertId: 0, info: '', warningStatus: 0 };
 
 export function fakeMysqlServer(options: FakeServerOptions) {
@@ -115,6 +128,16 @@ export function fakeMysqlServer(options: FakeServerOptions) {
       return okPacket;
     }
     if (sql.includes('FROM mysql.user')) {
+      // Only the statements the adapter sends parse; anything else is a syntax error.
+      const flat = sql.replace(/\s+/g, ' ');
+      if (!MYSQL_USER_QUERIES.some((shape) => shape.test(flat))) {
+        throw serverError(
+          'ER_PARSE_ERROR',
+          1064,
+          '42000',
+          `You have an error in your SQL syntax; check the manual that corresponds to your server version for the right syntax to use near '${flat.slice(0, 80)}' at line 1`,
+        );
+      }
       if (!mariadb && sql.includes('is_role')) throw badField('is_role', 'where clause');
       if (!mariadb && sql.includes('max_statement_time')) {
         throw badField('max_statement_time', 'field list');
@@ -139,7 +162,9 @@ export function fakeMysqlServer(options: FakeServerOptions) {
         maxUpdates: a.maxUpdates ?? 0,
         maxConnections: a.maxConnections ?? 0,
         maxUserConnections: a.maxUserConnections ?? 0,
-        ...(mariadb ? { maxStatementTime: a.maxStatementTime ?? '0.000000' } : {}),
+        ...(sql.includes('AS maxStatementTime')
+          ? { maxStatementTime: a.maxStatementTime ?? '0.000000' }
+          : {}),
       }));
     }
     if (sql.includes('mysql.default_roles')) {

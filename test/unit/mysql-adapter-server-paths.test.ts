@@ -192,6 +192,8 @@ describe('mysql closing a session', () => {
     await vi.advanceTimersByTimeAsync(500);
     await closing;
     expect(fake.calls).toEqual({ end: 1, destroy: 0 });
+    // Its one-second guard is cleared: nothing keeps the Lambda's event loop busy.
+    expect(vi.getTimerCount()).toBe(0);
   });
 
   it('drops a connection whose end fails', async () => {
@@ -320,6 +322,8 @@ describe('mysql failure details', () => {
     [`creating 'app_clone'@'%'`, /^CREATE USER/, 'createUserLike'],
     [`discarding the old password of 'app'@'%'`, /DISCARD OLD PASSWORD/, 'setPassword'],
     [`changing the password of 'app'@'%'`, /IDENTIFIED BY/, 'setPassword'],
+    [`setting the default role of 'app_clone'@'%'`, /^SET DEFAULT ROLE/, 'syncPrivileges'],
+    [`looking up user "app"`, /^SELECT 1 FROM/, 'userExists'],
   ])('a failed statement names its step: %s', async (step, match, operation) => {
     const fake = fakeMysqlServer({
       version: '8.0.36',
@@ -329,6 +333,7 @@ describe('mysql failure details', () => {
         app({
           sslType: 'ANY',
           grants: ['GRANT USAGE ON *.* TO `app`@`%`', 'GRANT SELECT ON `appdb`.* TO `app`@`%`'],
+          defaultRoles: [{ name: 'reader', host: '%' }],
         }),
         { user: 'app_clone', host: '%' },
       ],
@@ -347,6 +352,7 @@ describe('mysql failure details', () => {
     const run = async () => {
       const session = await db.connect(master, { deadline: Date.now() + 60_000 });
       if (operation === 'ping') return db.ping(session);
+      if (operation === 'userExists') return db.userExists(session, 'app');
       if (operation === 'setPassword') return db.setPassword(session, 'app', 'pw');
       if (operation === 'verifyClone') return db.verifyClone?.(session, 'app_clone', 'app');
       if (operation === 'syncPrivileges') return db.syncPrivileges?.(session, 'app_clone', 'app');
@@ -456,20 +462,17 @@ describe('mysql password changes on MySQL 8 (dual passwords)', () => {
   });
 
   it.each([
-    ['8.0.36', /RETAIN CURRENT PASSWORD/, {}],
-    ['8.0.36', /IDENTIFIED BY/, { retainCurrentPassword: false }],
-    ['5.6.51', /SET PASSWORD/, {}],
+    ['8.0.36', 'RETAIN CURRENT PASSWORD', {}],
+    ['8.0.36', 'IDENTIFIED BY', { retainCurrentPassword: false }],
+    ['5.6.51', 'SET PASSWORD', {}],
   ])(
-    'on %s a syntax error quoting the statement cut inside the password shows none of it',
-    async (version, match, options) => {
+    'on %s a syntax error in %s quoting the statement from the password on shows none of it',
+    async (version, statement, options) => {
       const { fake, db, session } = await signIn({ version }, { db: options });
       fake.failures.push({
-        match,
-        // Cut right before the closing quote of the password's literal.
-        error: (text) => {
-          const end = text.indexOf("ss'") + 2;
-          return parseErrorNear(text, end - 80);
-        },
+        match: new RegExp(statement),
+        // The server quotes the statement from the password's literal on.
+        error: (text) => parseErrorNear(text, text.indexOf("'N3w")),
       });
       const error = (await db
         .setPassword(session, 'app', NEW_PASSWORD)
@@ -656,9 +659,12 @@ describe('mysql clones on MySQL 8', () => {
       ),
     });
     fake.accounts.push({ user: 'app_clone', host: '%' });
-    await expect(db.createUserLike(session, 'app_clone', 'pw', 'app')).rejects.toBeInstanceOf(
-      UserExistsError,
-    );
+    const error = await db
+      .createUserLike(session, 'app_clone', 'pw', 'app')
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(UserExistsError);
+    // The server's refusal stays attached.
+    expect((error as Error).cause).toBeInstanceOf(DatabaseError);
   });
 
   it('fails as a database error, not as an existing clone, when CREATE USER fails and there is no clone', async () => {
@@ -844,6 +850,14 @@ describe('mysql taking over an existing clone', () => {
           "CREATE USER `app_clone`@`%` IDENTIFIED VIA mysql_native_password USING '*B69027D44F6E5EDC07F1AEAD1477967B16F28227' OR unix_socket",
       },
     ],
+    // A second password someone else may know.
+    [
+      '10.11.6-MariaDB',
+      {
+        createUser:
+          "CREATE USER `app_clone`@`%` IDENTIFIED VIA mysql_native_password USING '*B69027D44F6E5EDC07F1AEAD1477967B16F28227' OR mysql_native_password USING '*0D3CED9BEC10A777AEC23CCC353A8C08A633045E'",
+      },
+    ],
   ])('on %s refuses a clone that may sign in another way: %o', async (version, clone) => {
     const error = await verify(version, clone);
     expect(error).toBeInstanceOf(InvalidSecretError);
@@ -862,6 +876,8 @@ describe('mysql taking over an existing clone', () => {
       const error = await verify('8.0.36', { grants });
       expect(error).toBeInstanceOf(InvalidSecretError);
       expect((error as InvalidSecretError).field).toBe('username');
+      // It names the privilege at fault.
+      expect((error as Error).message).toContain(grants.length === 1 ? 'SUPER' : 'PROXY');
     }
   });
 
@@ -895,5 +911,72 @@ describe('mysql clones on MariaDB', () => {
     expect(create).toMatch(
       /^CREATE USER 'app_clone'@'%' IDENTIFIED BY PASSWORD '\*[0-9A-F]{40}' .* MAX_STATEMENT_TIME 2\.500000$/,
     );
+  });
+});
+
+describe('mysql on MariaDB, more', () => {
+  it("gives the clone the original's default role, MariaDB's way (SET DEFAULT ROLE ... FOR)", async () => {
+    const fake = fakeMysqlServer({
+      version: '10.11.6-MariaDB',
+      account: 'admin@%',
+      accounts: [
+        app({
+          grants: [
+            'GRANT `reader` TO `app`@`%`',
+            'GRANT USAGE ON *.* TO `app`@`%`',
+            'SET DEFAULT ROLE `reader` FOR `app`@`%`',
+          ],
+        }),
+        {
+          user: 'app_clone',
+          host: '%',
+          grants: ['GRANT `reader` TO `app_clone`@`%`', 'GRANT USAGE ON *.* TO `app_clone`@`%`'],
+        },
+      ],
+    });
+    const db = createMysql({ env: {}, driver: fake.load });
+    const session = await db.connect(master);
+    const changes = await db.syncPrivileges?.(session, 'app_clone', 'app');
+    expect(fake.statements).toContain("SET DEFAULT ROLE `reader` FOR 'app_clone'@'%'");
+    expect(changes).toEqual(['set DEFAULT ROLE `reader`']);
+  });
+
+  it('a failure reading how the account authenticates names that step', async () => {
+    const { fake, db, session } = await signIn({ version: '10.11.6-MariaDB', accounts: [app()] });
+    fake.failures.push({
+      match: /^SHOW CREATE USER/,
+      error: serverError('ER_UNKNOWN_ERROR', 1105, 'HY000', 'Unknown error'),
+    });
+    const error = await db.setPassword(session, 'app', 'pw').catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(DatabaseError);
+    expect((error as Error).message).toContain("reading how 'app'@'%' authenticates");
+  });
+});
+
+describe('mysql TLS fallback', () => {
+  const noTls = () =>
+    Object.assign(new Error('Server does not support secure connection'), {
+      code: 'HANDSHAKE_NO_SSL_SUPPORT',
+      fatal: true,
+    });
+
+  it('connects in plaintext to a server without TLS when TLS is only preferred, also without a logger', async () => {
+    const fake = fakeMysqlServer({ version: '8.0.36' });
+    vi.mocked(fake.driver.createConnection).mockRejectedValueOnce(noTls());
+    await createMysql({ env: {}, driver: fake.load }).connect({ ...login, tls: 'prefer' });
+    expect(fake.configs().map((c) => c.ssl)).toEqual([{ rejectUnauthorized: false }, undefined]);
+  });
+
+  it('names the server and user in the plaintext warning', async () => {
+    const fake = fakeMysqlServer({ version: '8.0.36' });
+    vi.mocked(fake.driver.createConnection).mockRejectedValueOnce(noTls());
+    const logger = new LogRecorder();
+    await createMysql({ env: {}, driver: fake.load }).connect(
+      { ...login, tls: 'prefer' },
+      { logger },
+    );
+    expect(logger.lines.filter((l) => l.level === 'warn').map((l) => l.attributes)).toEqual([
+      { host: 'db.internal', port: 3306, user: 'app' },
+    ]);
   });
 });
