@@ -143,13 +143,34 @@ const errorNumber = (error: unknown): number | undefined => {
 const messageOf = (error: unknown): string =>
   error instanceof Error ? error.message : String(error);
 
-/** Replaces every value in `secrets` with ***. */
+/**
+ * A syntax error quotes the statement from the failure on, cut after 80 characters: `near
+ * '<text>' at line 1` (MySQL), `near '<text>...' at line 1` (MariaDB). The cut can fall inside
+ * a password's literal and leave its start, which no whole-value match finds.
+ */
+const NEAR = /(near ')([\s\S]*?)((?:\.\.\.)?' at line \d+)/g;
+
+/**
+ * Replaces every value in `secrets` with ***, and the start of one where a syntax error's quote
+ * of the statement was cut inside it.
+ */
 function scrub(text: string, secrets: readonly string[]): string {
   let result = text;
   for (const secret of secrets) {
     if (secret.length > 0) result = result.split(secret).join('***');
   }
-  return result;
+  return result.replace(NEAR, (_, open: string, quoted: string, close: string) => {
+    // Scrubbed already (the driver error's fields are, before its message is quoted again).
+    if (quoted.endsWith('***')) return `${open}${quoted}${close}`;
+    // The longest start of any secret the quote ends with (one secret's start may end another's).
+    let cut = 0;
+    for (const secret of secrets) {
+      for (let length = Math.min(secret.length - 1, quoted.length); length > cut; length--) {
+        if (quoted.endsWith(secret.slice(0, length))) cut = length;
+      }
+    }
+    return `${open}${cut === 0 ? quoted : `${quoted.slice(0, -cut)}***`}${close}`;
+  });
 }
 
 /**

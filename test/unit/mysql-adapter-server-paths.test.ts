@@ -483,6 +483,59 @@ describe('mysql password changes on MySQL 8 (dual passwords)', () => {
     },
   );
 
+  /** A syntax error quoting `text` from `from` on, cut as `cut` does. */
+  const cutParseError = (text: string, from: number, cut: (quoted: string) => string) =>
+    serverError(
+      'ER_PARSE_ERROR',
+      1064,
+      '42000',
+      `You have an error in your SQL syntax; check the manual that corresponds to your server version for the right syntax to use near '${cut(text.slice(from))}' at line 1`,
+    );
+
+  it('on MySQL 8 a syntax error whose quote of the statement is cut inside the password shows none of its start', async () => {
+    const { fake, db, session } = await signIn({ version: '8.0.36' });
+    const password = `Lp-${'x9Q'.repeat(30)}`;
+    // MySQL quotes 80 characters from the failing token; here 20 before the password's literal.
+    fake.failures.push({
+      match: /IDENTIFIED BY/,
+      error: (text) => cutParseError(text, text.indexOf("'Lp-") - 20, (q) => q.slice(0, 80)),
+    });
+    const error = (await db
+      .setPassword(session, 'app', password)
+      .catch((e: unknown) => e)) as Error;
+    expect(error).toBeInstanceOf(DatabaseError);
+    for (const text of [
+      error.message,
+      (error.cause as Error).message,
+      String((error.cause as Error).stack),
+    ]) {
+      expect(text).toMatch(/IDENTIFIED BY '\*\*\*' at line 1/);
+      expect(text).not.toContain(password.slice(0, 4));
+    }
+  });
+
+  it('on MariaDB a syntax error whose quote of the statement is cut inside the password hash shows none of its start', async () => {
+    const user = `application_user_${'n'.repeat(28)}`;
+    const { fake, db, session } = await signIn({
+      version: '10.11.6-MariaDB',
+      accounts: [app({ user })],
+    });
+    const hash = nativePasswordHash(NEW_PASSWORD);
+    // MariaDB 10.11, as seen on the server: 77 characters of the statement and "...".
+    fake.failures.push({
+      match: /^SET PASSWORD/,
+      error: (text) => cutParseError(text, 0, (q) => `${q.slice(0, 77)}...`),
+    });
+    const error = (await db
+      .setPassword(session, user, NEW_PASSWORD)
+      .catch((e: unknown) => e)) as Error;
+    expect(error).toBeInstanceOf(DatabaseError);
+    for (const text of [error.message, (error.cause as Error).message]) {
+      expect(text).toMatch(/= '\*\*\*\.\.\.' at line 1/);
+      expect(text).not.toContain(hash.slice(0, 4));
+    }
+  });
+
   it('on MariaDB keeps the mysql_native_password hash (as good as the password) out of a failure', async () => {
     const { fake, db, session } = await signIn({
       version: '10.11.6-MariaDB',
