@@ -144,33 +144,34 @@ const messageOf = (error: unknown): string =>
   error instanceof Error ? error.message : String(error);
 
 /**
- * A syntax error quotes the statement from the failure on, cut after 80 characters: `near
- * '<text>' at line 1` (MySQL), `near '<text>...' at line 1` (MariaDB). The cut can fall inside
- * a password's literal and leave its start, which no whole-value match finds.
- */
-const NEAR = /(near ')([\s\S]*?)((?:\.\.\.)?' at line \d+)/g;
-
-/**
  * Replaces every value in `secrets` with ***, and the start of one where a syntax error's quote
- * of the statement was cut inside it.
+ * of the statement was cut inside it: the server quotes the statement from the failure on,
+ * `near '<text>' at line 1`, cut after 80 characters (MySQL; MariaDB cuts at 77 and adds
+ * `...`), and a cut inside a password's literal leaves its start, which no whole-value match
+ * finds. Linear in `text`, which a hostile server may make megabytes long.
  */
 function scrub(text: string, secrets: readonly string[]): string {
   let result = text;
   for (const secret of secrets) {
     if (secret.length > 0) result = result.split(secret).join('***');
   }
-  return result.replace(NEAR, (_, open: string, quoted: string, close: string) => {
-    // Scrubbed already (the driver error's fields are, before its message is quoted again).
-    if (quoted.endsWith('***')) return `${open}${quoted}${close}`;
-    // The longest start of any secret the quote ends with (one secret's start may end another's).
-    let cut = 0;
-    for (const secret of secrets) {
-      for (let length = Math.min(secret.length - 1, quoted.length); length > cut; length--) {
-        if (quoted.endsWith(secret.slice(0, length))) cut = length;
-      }
+  const close = result.indexOf("' at line ");
+  const open = close < 0 ? -1 : result.lastIndexOf("near '", close);
+  // 80 characters, in UTF-16 units up to twice that, and the "...".
+  if (open < 0 || close - open > 200) return result;
+  const from = open + "near '".length;
+  const to = result.startsWith('...', close - 3) && close - 3 >= from ? close - 3 : close;
+  const quoted = result.slice(from, to);
+  // Scrubbed already (the driver error's fields are, before its message is quoted again).
+  if (quoted.endsWith('***')) return result;
+  // The longest start of any secret the quote ends with (one secret's start may end another's).
+  let cut = 0;
+  for (const secret of secrets) {
+    for (let length = Math.min(secret.length - 1, quoted.length); length > cut; length--) {
+      if (quoted.endsWith(secret.slice(0, length))) cut = length;
     }
-    return `${open}${cut === 0 ? quoted : `${quoted.slice(0, -cut)}***`}${close}`;
-  });
+  }
+  return cut === 0 ? result : `${result.slice(0, to - cut)}***${result.slice(to)}`;
 }
 
 /**
