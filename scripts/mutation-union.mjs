@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 // Combines two Stryker JSON reports of the same scope into one, mutant by mutant:
 //   node scripts/mutation-union.mjs [--older-projects a,b] OLDER NEWER OUT
+//   node scripts/mutation-union.mjs --trim REPORT FILES PROJECTS OUT
+//       writes the mutants of FILES (comma-separated) from REPORT, trimmed, saying PROJECTS
 //   node scripts/mutation-union.mjs --survivors REPORT
 //       prints the mutants REPORT left alive (survived or not covered) as Stryker mutation
 //       ranges (file:line:column-line:column, comma-separated), for `stryker run --mutate`
@@ -28,6 +30,34 @@ if (process.argv[2] === '--survivors') {
     }
   }
   process.stdout.write(ranges.join(','));
+  process.exit(0);
+}
+
+if (process.argv[2] === '--trim') {
+  // --trim REPORT FILES PROJECTS OUT: the mutants of FILES (comma-separated paths) from REPORT,
+  // with only what a union needs, saying which projects ran (bench/mutation/servers/).
+  const [reportFile, paths, projects, out] = process.argv.slice(3);
+  const report = JSON.parse(readFileSync(reportFile, 'utf8'));
+  const keep = ['id', 'mutatorName', 'replacement', 'location', 'status', 'statusReason'];
+  const files = {};
+  for (const path of paths.split(',')) {
+    const file = report.files[path];
+    if (!file) throw new Error(`${reportFile} has no ${path}`);
+    files[path] = {
+      language: file.language,
+      source: file.source,
+      mutants: file.mutants.map((m) =>
+        Object.fromEntries(keep.filter((k) => k in m).map((k) => [k, m[k]])),
+      ),
+    };
+  }
+  const trimmed = {
+    schemaVersion: report.schemaVersion,
+    thresholds: report.thresholds,
+    projects: projects.split(','),
+    files,
+  };
+  writeFileSync(out, `${JSON.stringify(trimmed, null, 1)}\n`);
   process.exit(0);
 }
 
