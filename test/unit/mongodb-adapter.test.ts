@@ -176,6 +176,14 @@ describe('mongodb failure classification', () => {
       Object.assign(new Error('no server'), { name: 'MongoServerSelectionError' }),
       ConnectTimeoutError,
     ],
+    [
+      'a server selection error whose topology description lists no servers',
+      Object.assign(new Error('no server'), {
+        name: 'MongoServerSelectionError',
+        reason: { type: 'Unknown' },
+      }),
+      ConnectTimeoutError,
+    ],
     ['an unknown failure', new Error('connection closed'), ConnectionError],
     ['an unknown socket code', Object.assign(new Error('odd'), { code: 'EODD' }), ConnectionError],
   ])('classifies %s', (_, error, type) => {
@@ -186,6 +194,21 @@ describe('mongodb failure classification', () => {
     expect(classified.message).toContain('as user "app"');
     expect(classified.message).toContain(`${login.host}:27017`);
     expect(classified.cause).toBe(error);
+    // What a strategy acts on: which field is bad, or which kind of connection failure.
+    if (type === InvalidSecretError)
+      expect((classified as InvalidSecretError).field).toBe('password');
+    if (type === ConnectionError)
+      expect((classified as ConnectionError).failure).toBe('unavailable');
+  });
+
+  it('follows a cause chain five errors deep, no deeper', () => {
+    const chain = (depth: number): Error => {
+      let error: Error = socketError('ECONNREFUSED');
+      for (let i = 0; i < depth; i++) error = new Error(`wrapper ${i}`, { cause: error });
+      return error;
+    };
+    expect(classifyMongoError(chain(4), login).constructor).toBe(HostUnreachableError);
+    expect(classifyMongoError(chain(5), login).constructor).toBe(ConnectionError);
   });
 
   it('only wrong credentials are authentication errors', () => {
@@ -229,6 +252,8 @@ describe('mongodb failure classification', () => {
     const hint = '"ssl": false';
     expect(classifyMongoError(closed, { ...login, tls: 'disable' }).message).toContain(hint);
     expect(classifyMongoError(closed, { ...login, tls: 'prefer' }).message).not.toContain(hint);
+    // Without the hint, the message ends with the driver's own words.
+    expect(classifyMongoError(closed, { ...login, tls: 'prefer' }).message).toMatch(/ closed$/);
     const refused = new Error('connection refused');
     expect(classifyMongoError(refused, { ...login, tls: 'disable' }).message).not.toContain(hint);
   });
@@ -274,7 +299,9 @@ describe('mongodb adapter options', () => {
     const loadDriver = vi.fn();
     const db = createMongoDb({ loadDriver });
     for (const host of ['evil@other-host', 'a,b', 'h/path']) {
-      await expect(db.connect({ ...login, host })).rejects.toThrow(InvalidSecretError);
+      const failure = await db.connect({ ...login, host }).catch((e: unknown) => e);
+      expect(failure).toBeInstanceOf(InvalidSecretError);
+      expect((failure as InvalidSecretError).field).toBe('host');
     }
     expect(loadDriver).not.toHaveBeenCalled();
   });
