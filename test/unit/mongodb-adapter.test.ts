@@ -1155,6 +1155,8 @@ describe('mongodb command failures', () => {
       DatabaseError,
     ],
     ['a thrown value without a name', { code: 'odd' }, DatabaseError],
+    // Only a driver's own (string) error name says network; a name of another type says nothing.
+    ['a thrown value whose name is not a string', { name: ['MongoNetworkError'] }, DatabaseError],
   ])(
     'classifies %s as exactly that kind of failure, keeping it as cause',
     async (_, error, type) => {

@@ -1,10 +1,12 @@
 import { createServer, type Server, type Socket } from 'node:net';
+import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import type { Document, MongoClientOptions } from 'mongodb';
-import { afterEach, describe, expect, it, vi } from 'vitest';
-import { AuthenticationError, ConnectTimeoutError } from '../../shared/common/errors.js';
+import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { AuthenticationError, ConnectTimeoutError, TlsError } from '../../shared/common/errors.js';
 import { createMongoDb, type MongoDbOptions } from '../../shared/databases/mongodb.js';
 import type { Login } from '../../shared/databases/types.js';
 import { FakeMongoServer } from '../support/mongo-fake-server.js';
+import { selfSignedCertificate } from '../support/self-signed.js';
 
 // A bundle that puts the driver in a chunk of its own gives its exports only as `default`
 // (BSON stays a named export for the wire-protocol fake of this file).
@@ -132,6 +134,8 @@ describe('mongodb connect', () => {
     expect(options?.retryWrites).toBe(false);
     expect(options?.appName).toBe('secrets-rotation');
     expect(options?.credentials?.username).toBe('app');
+    // "ssl": false in the secret is said to the driver, not left to its defaults.
+    expect(options?.tls).toBe(false);
     // No socket read outlives the session.
     expect(options?.socketTimeoutMS).toBeGreaterThan(0);
     expect(options?.socketTimeoutMS).toBeLessThanOrEqual(5_000);
@@ -218,4 +222,112 @@ describe('mongodb connect', () => {
       expect(Date.now() - started).toBeLessThan(2_000);
     },
   );
+});
+
+/** A TLS listener on loopback that records the name each client asked for (SNI) and its sockets. */
+async function tlsListener(certificate: { cert: string; key: string }) {
+  const servernames: string[] = [];
+  const sockets: Socket[] = [];
+  const server = createTlsServer(
+    {
+      ...certificate,
+      // Called during the handshake, only for a client that sent a name.
+      SNICallback: (name, done) => {
+        servernames.push(name);
+        done(null, undefined);
+      },
+    },
+    (socket: TLSSocket) => socket.on('error', () => {}),
+  );
+  server.on('connection', (socket: Socket) => sockets.push(socket));
+  server.on('tlsClientError', () => {});
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  const stop = () => {
+    for (const socket of sockets) socket.destroy();
+    return new Promise<void>((resolve) => server.close(() => resolve()));
+  };
+  return { port, servernames, sockets, stop };
+}
+
+describe('mongodb TLS check before the driver', () => {
+  let certificate: { cert: string; key: string };
+  const stops: (() => Promise<void>)[] = [];
+  beforeAll(async () => {
+    certificate = await selfSignedCertificate();
+  });
+  afterEach(async () => {
+    for (const stop of stops.splice(0)) await stop();
+  });
+  const serve = async () => {
+    const server = await tlsListener(certificate);
+    stops.push(server.stop);
+    return server;
+  };
+
+  it('with ssl true and the certificate trusted, hands the driver verified TLS with that CA', async () => {
+    const server = await serve();
+    const driver = recordingDriver();
+
+    await createMongoDb({ loadDriver: driver.loadDriver, trustedCa: certificate.cert }).connect(
+      loginAt(server.port, { tls: 'verify' }),
+    );
+
+    const options = driver.made[0]?.options;
+    expect(options?.tls).toBe(true);
+    expect(options?.tlsInsecure).not.toBe(true);
+    expect(options?.ca).toBe(certificate.cert);
+  });
+
+  it('asks for the host name of the secret (SNI), and for no name when the host is an IP address', async () => {
+    const server = await serve();
+    const db = createMongoDb({
+      loadDriver: recordingDriver().loadDriver,
+      trustedCa: certificate.cert,
+    });
+
+    await db.connect(loginAt(server.port, { host: 'localhost', tls: 'verify' }));
+    await db.connect(loginAt(server.port, { host: '127.0.0.1', tls: 'verify' }));
+
+    expect(server.sockets).toHaveLength(2);
+    expect(server.servernames).toEqual(['localhost']);
+  });
+
+  it('with ssl true, refuses an untrusted certificate before loading the driver, keeping the TLS error as cause', async () => {
+    const server = await serve();
+    const driver = recordingDriver();
+
+    const failure = await createMongoDb({ loadDriver: driver.loadDriver })
+      .connect(loginAt(server.port, { tls: 'verify' }))
+      .catch((e: unknown) => e);
+
+    expect(failure).toBeInstanceOf(TlsError);
+    expect(((failure as Error).cause as { code?: unknown })?.code).toBe(
+      'DEPTH_ZERO_SELF_SIGNED_CERT',
+    );
+    expect(driver.made).toHaveLength(0);
+  });
+
+  it('closes the connection of the TLS check once it has its answer', async () => {
+    const server = await serve();
+
+    await createMongoDb({ loadDriver: recordingDriver().loadDriver }).connect(
+      loginAt(server.port, { tls: 'prefer' }),
+    );
+
+    expect(server.sockets).toHaveLength(1);
+    expect(await closedWithin(server.sockets[0] as Socket, 1_000)).toBe(true);
+  });
+
+  it('with TLS preferred, connects in plaintext to a server that resets the connection on the TLS hello', async () => {
+    const plain = await listener('127.0.0.1', (socket) => socket.resetAndDestroy());
+    stops.push(plain.stop);
+    const driver = recordingDriver();
+
+    await createMongoDb({ loadDriver: driver.loadDriver }).connect(
+      loginAt(plain.port, { tls: 'prefer' }),
+    );
+
+    expect(driver.made[0]?.options.tls).toBe(false);
+  });
 });
