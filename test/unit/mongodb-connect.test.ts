@@ -319,6 +319,19 @@ describe('mongodb TLS check before the driver', () => {
     expect(await closedWithin(server.sockets[0] as Socket, 1_000)).toBe(true);
   });
 
+  it('leaves no timer of the TLS check behind once it has its answer', async () => {
+    const server = await serve();
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      await createMongoDb({ loadDriver: recordingDriver().loadDriver }).connect(
+        loginAt(server.port, { tls: 'prefer' }),
+      );
+      expect(vi.getTimerCount()).toBe(0);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
   it('with TLS preferred, connects in plaintext to a server that resets the connection on the TLS hello', async () => {
     const plain = await listener('127.0.0.1', (socket) => socket.resetAndDestroy());
     stops.push(plain.stop);
