@@ -1,10 +1,12 @@
 import {
+  type Document,
   MongoNetworkError,
   MongoNetworkTimeoutError,
+  MongoOperationTimeoutError,
   MongoServerSelectionError,
   type TopologyDescription,
 } from 'mongodb';
-import { afterAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
   AuthenticationError,
   ConfigurationError,
@@ -174,6 +176,14 @@ describe('mongodb failure classification', () => {
       Object.assign(new Error('no server'), { name: 'MongoServerSelectionError' }),
       ConnectTimeoutError,
     ],
+    [
+      'a server selection error whose topology description lists no servers',
+      Object.assign(new Error('no server'), {
+        name: 'MongoServerSelectionError',
+        reason: { type: 'Unknown' },
+      }),
+      ConnectTimeoutError,
+    ],
     ['an unknown failure', new Error('connection closed'), ConnectionError],
     ['an unknown socket code', Object.assign(new Error('odd'), { code: 'EODD' }), ConnectionError],
   ])('classifies %s', (_, error, type) => {
@@ -184,6 +194,21 @@ describe('mongodb failure classification', () => {
     expect(classified.message).toContain('as user "app"');
     expect(classified.message).toContain(`${login.host}:27017`);
     expect(classified.cause).toBe(error);
+    // What a strategy acts on: which field is bad, or which kind of connection failure.
+    if (type === InvalidSecretError)
+      expect((classified as InvalidSecretError).field).toBe('password');
+    if (type === ConnectionError)
+      expect((classified as ConnectionError).failure).toBe('unavailable');
+  });
+
+  it('follows a cause chain five errors deep, no deeper', () => {
+    const chain = (depth: number): Error => {
+      let error: Error = socketError('ECONNREFUSED');
+      for (let i = 0; i < depth; i++) error = new Error(`wrapper ${i}`, { cause: error });
+      return error;
+    };
+    expect(classifyMongoError(chain(4), login).constructor).toBe(HostUnreachableError);
+    expect(classifyMongoError(chain(5), login).constructor).toBe(ConnectionError);
   });
 
   it('only wrong credentials are authentication errors', () => {
@@ -227,6 +252,8 @@ describe('mongodb failure classification', () => {
     const hint = '"ssl": false';
     expect(classifyMongoError(closed, { ...login, tls: 'disable' }).message).toContain(hint);
     expect(classifyMongoError(closed, { ...login, tls: 'prefer' }).message).not.toContain(hint);
+    // Without the hint, the message ends with the driver's own words.
+    expect(classifyMongoError(closed, { ...login, tls: 'prefer' }).message).toMatch(/ closed$/);
     const refused = new Error('connection refused');
     expect(classifyMongoError(refused, { ...login, tls: 'disable' }).message).not.toContain(hint);
   });
@@ -272,7 +299,9 @@ describe('mongodb adapter options', () => {
     const loadDriver = vi.fn();
     const db = createMongoDb({ loadDriver });
     for (const host of ['evil@other-host', 'a,b', 'h/path']) {
-      await expect(db.connect({ ...login, host })).rejects.toThrow(InvalidSecretError);
+      const failure = await db.connect({ ...login, host }).catch((e: unknown) => e);
+      expect(failure).toBeInstanceOf(InvalidSecretError);
+      expect((failure as InvalidSecretError).field).toBe('host');
     }
     expect(loadDriver).not.toHaveBeenCalled();
   });
@@ -299,14 +328,16 @@ describe('mongodb database names', () => {
   ])('refuses %s before any connection, naming dbname', async (_, name, message) => {
     const loadDriver = vi.fn();
     const db = createMongoDb({ loadDriver });
-    for (const target of [
-      { ...login, database: name },
-      { ...login, database: 'admin', usersDatabase: name },
-    ]) {
+    for (const [target, which] of [
+      [{ ...login, database: name }, 'the authentication database'],
+      [{ ...login, database: 'admin', usersDatabase: name }, "the users' database"],
+    ] as const) {
       const failure = await db.connect(target).catch((e: unknown) => e);
       expect(failure).toBeInstanceOf(InvalidSecretError);
       expect((failure as InvalidSecretError).field).toBe('dbname');
       expect(String(failure)).toMatch(message);
+      // It says which of the two names is at fault.
+      expect(String(failure)).toContain(`(${which}, `);
     }
     expect(loadDriver).not.toHaveBeenCalled();
   });
@@ -781,5 +812,436 @@ describe('mongodb commands bounded by the session deadline', () => {
     const started = Date.now();
     await db.close(silent(started + 60_000));
     expect(Date.now() - started).toBeLessThan(1_500);
+  });
+});
+
+/**
+ * The store's server behind a connection whose answers can be changed: `edit` rewrites a
+ * usersInfo answer (a server answering other shapes than MongoDB's own), `fail` makes a command
+ * fail instead of reaching the store (it gets the command and how many came before it).
+ */
+function served(
+  store: MongoUserStore,
+  change: {
+    edit?: (answer: Document) => Document;
+    fail?: (command: Document, index: number) => unknown;
+  },
+): MongoConnection {
+  const base = store.connect({
+    ...login,
+    user: 'master',
+    password: 'master-password-1',
+    tls: 'disable',
+  });
+  let index = 0;
+  const command = async (document: Document) => {
+    const failure = change.fail?.(document, index++);
+    if (failure !== undefined) {
+      store.commands.push(`${base.users.databaseName}: ${Object.keys(document)[0]} (failed)`);
+      throw failure;
+    }
+    const answer = await base.users.command(document);
+    return 'usersInfo' in document && change.edit ? change.edit(answer) : answer;
+  };
+  return { ...base, users: { databaseName: base.users.databaseName, command } as never };
+}
+
+/** A `fail` for {@link served}: the first command named `name` fails with `error`. */
+const firstOf = (name: string, error: unknown) => {
+  let failed = false;
+  return (command: Document) => {
+    if (failed || !(name in command)) return undefined;
+    failed = true;
+    return error;
+  };
+};
+
+const commandsNamed = (store: MongoUserStore, name: string) =>
+  store.commands.filter((c) => c.split(' ')[1] === name);
+
+describe('mongodb usersInfo answers of other shapes than expected', () => {
+  let store: MongoUserStore;
+  const db = createMongoDb();
+
+  beforeEach(() => {
+    store = new MongoUserStore().addUser('master', 'master-password-1');
+  });
+
+  it('never grants the clone a roles entry without a string role and db', async () => {
+    // Prepare: an answer whose roles list holds, before the real grant, entries of every shape.
+    store.addUser('app', 'p-1', { roles: [{ role: 'read', db: 'orders' }] });
+    const malformed = [
+      null,
+      undefined, // BSON's deprecated undefined type decodes to it
+      'readWrite',
+      7,
+      { role: 'dbAdmin' },
+      { db: 'orders' },
+      { role: 1, db: 'orders' },
+      { role: 'root', db: { $ne: null } },
+    ];
+    const connection = served(store, {
+      edit: (answer) => ({
+        ...answer,
+        users: (answer.users as Document[]).map((entry) =>
+          entry.user === 'app' ? { ...entry, roles: [...malformed, ...entry.roles] } : entry,
+        ),
+      }),
+    });
+
+    // Act
+    await db.createUserLike(connection, 'app_clone', 'clone-password-1', 'app');
+
+    // Assess
+    expect(store.rolesOf('app_clone')).toEqual(['read@orders']);
+    expect(store.documents.find((d) => 'createUser' in d)?.roles).toEqual([
+      { role: 'read', db: 'orders' },
+    ]);
+  });
+
+  it('takes only the entry of our user in our database: a same-named user of another database is not ours', async () => {
+    // Prepare: the answer lists, before ours, app of another database and another user of ours.
+    store.addUser('app', 'p-1', { roles: [{ role: 'read', db: 'orders' }] });
+    const strangers = [
+      { user: 'app', db: 'reports', roles: [{ role: 'root', db: 'admin' }] },
+      { user: 'other', db: 'admin', roles: [{ role: 'dbOwner', db: 'orders' }] },
+    ];
+    const connection = served(store, {
+      edit: (answer) => ({ ...answer, users: [...strangers, ...(answer.users as Document[])] }),
+    });
+
+    // Act
+    await db.createUserLike(connection, 'app_clone', 'clone-password-1', 'app');
+    const ghostExists = await db.userExists(connection, 'ghost');
+
+    // Assess
+    expect(store.rolesOf('app_clone')).toEqual(['read@orders']);
+    expect(ghostExists).toBe(false);
+  });
+
+  it('reports a usersInfo refusal that is not about the restrictions flag, without retrying it', async () => {
+    // Prepare
+    store.addUser('app', 'p-1');
+    store.failNext = serverError(
+      13,
+      'Unauthorized',
+      'not authorized on admin to execute command { usersInfo: { user: "app", db: "admin" } }',
+    );
+
+    // Act
+    const failure = await db.userExists(served(store, {}), 'app').catch((e: unknown) => e);
+
+    // Assess
+    expect((failure as Error).constructor).toBe(DatabaseError);
+    expect(String(failure)).toMatch(/looking up for user "app"/);
+    expect(commandsNamed(store, 'usersInfo')).toHaveLength(1);
+  });
+
+  it('names the look-up when the retry without the restrictions flag fails too', async () => {
+    // Prepare: a server without the notion, whose second usersInfo fails.
+    store.features.restrictions = false;
+    store.addUser('app', 'p-1');
+    const connection = served(store, {
+      fail: (_, index) =>
+        index === 1 ? serverError(13, 'Unauthorized', 'not authorized on admin') : undefined,
+    });
+
+    // Act
+    const failure = await db.userExists(connection, 'app').catch((e: unknown) => e);
+
+    // Assess
+    expect((failure as Error).constructor).toBe(DatabaseError);
+    expect(String(failure)).toMatch(/looking up for user "app"/);
+  });
+
+  it('never sends authenticationRestrictions for an original that has none', async () => {
+    // Prepare: one server that answers the flag (with []), one that refuses it.
+    store.addUser('app', 'p-1');
+    const refusing = new MongoUserStore()
+      .addUser('master', 'master-password-1')
+      .addUser('app', 'p-1');
+    refusing.features.restrictions = false;
+
+    // Act
+    await db.createUserLike(served(store, {}), 'app_clone', 'clone-password-1', 'app');
+    await db.createUserLike(served(refusing, {}), 'app_clone', 'clone-password-1', 'app');
+
+    // Assess
+    for (const server of [store, refusing]) {
+      const create = server.documents.find((d) => 'createUser' in d);
+      expect(create).toBeDefined();
+      expect(create).not.toHaveProperty('authenticationRestrictions');
+      expect(server.user('app_clone')?.authenticationRestrictions).toEqual([]);
+    }
+  });
+});
+
+describe('mongodb clone marks and servers without customData', () => {
+  let store: MongoUserStore;
+  const db = createMongoDb();
+
+  beforeEach(() => {
+    store = new MongoUserStore().addUser('master', 'master-password-1').addUser('app', 'p-1');
+  });
+
+  it.each([
+    [
+      'exactly 128 characters long, quoted whole',
+      'y'.repeat(128),
+      /clone of "y{128}", not of "app"/,
+    ],
+    ['null', null, /clone of a mark of type null,/],
+    ['a number', 42, /clone of a mark of type number,/],
+  ])('names a foreign clone mark that is %s', async (_, marker, message) => {
+    store.addUser('app_clone', 'p-2', { customData: { [CLONE_MARKER]: marker } });
+
+    const outcome = await db
+      .verifyClone?.(served(store, {}), 'app_clone', 'app')
+      .catch((e: unknown) => e);
+
+    expect(outcome).toBeInstanceOf(InvalidSecretError);
+    expect((outcome as InvalidSecretError).field).toBe('username');
+    expect(String(outcome)).toMatch(message);
+  });
+
+  it('makes an unmarked clone where the server answers BadValue naming customData', async () => {
+    // Prepare
+    const refusal = serverError(
+      2,
+      'BadValue',
+      '"customData" is not a valid argument to createUser',
+    );
+
+    // Act
+    await db.createUserLike(
+      served(store, { fail: firstOf('createUser', refusal) }),
+      'app_clone',
+      'clone-password-1',
+      'app',
+    );
+
+    // Assess
+    expect(store.user('app_clone')?.password).toBe('clone-password-1');
+    expect(store.user('app_clone')?.customData).toBeUndefined();
+  });
+
+  it('never makes an unmarked clone when createUser is refused for another reason, even quoting customData', async () => {
+    // Prepare: the server quotes the command, mark included, in its refusal.
+    const refusal = serverError(
+      13,
+      'Unauthorized',
+      `not authorized on admin to execute command { createUser: "app_clone", customData: { ${CLONE_MARKER}: "app" } }`,
+    );
+
+    // Act
+    const failure = await db
+      .createUserLike(
+        served(store, { fail: firstOf('createUser', refusal) }),
+        'app_clone',
+        'clone-password-1',
+        'app',
+      )
+      .catch((e: unknown) => e);
+
+    // Assess
+    expect((failure as Error).constructor).toBe(DatabaseError);
+    expect(String(failure)).toMatch(/creating for user "app_clone"/);
+    expect(store.user('app_clone')).toBeUndefined();
+    expect(commandsNamed(store, 'createUser')).toHaveLength(1);
+  });
+
+  it('does not retry without the mark when the server lacks another field (roles)', async () => {
+    // Prepare: FerretDB 1.x without roles, asked to clone a user that holds one.
+    store.features.roles = false;
+    store.user('app')?.roles.push({ role: 'read', db: 'orders' });
+
+    // Act
+    const failure = await db
+      .createUserLike(served(store, {}), 'app_clone', 'clone-password-1', 'app')
+      .catch((e: unknown) => e);
+
+    // Assess
+    expect((failure as Error).constructor).toBe(DatabaseError);
+    expect(commandsNamed(store, 'createUser')).toHaveLength(1);
+    expect(store.user('app_clone')).toBeUndefined();
+  });
+
+  it('names the field "username" when refusing an unmarked look-alike', async () => {
+    // Prepare: one with other restrictions, one with a role the original lacks.
+    store.addUser('app_clone', 'p-2', {
+      authenticationRestrictions: [{ clientSource: ['0.0.0.0/0'] }],
+    });
+    store.addUser('app2', 'p-3').addUser('app2_clone', 'p-4', {
+      roles: [{ role: 'root', db: 'admin' }],
+    });
+
+    // Act
+    const outcomes = await Promise.all(
+      [
+        ['app_clone', 'app'],
+        ['app2_clone', 'app2'],
+      ].map(([clone, original]) =>
+        db
+          .verifyClone?.(served(store, {}), clone as string, original as string)
+          .catch((e: unknown) => e),
+      ),
+    );
+
+    // Assess
+    for (const outcome of outcomes) {
+      expect(outcome).toBeInstanceOf(InvalidSecretError);
+      expect((outcome as InvalidSecretError).field).toBe('username');
+    }
+  });
+
+  it.each([
+    ['the clone', 'ghost_clone', 'app'],
+    ['the original', 'app_clone', 'ghost'],
+  ])(
+    'leaves a clone whose counterpart is missing (%s) alone: no refusal, no role change',
+    async (_, clone, original) => {
+      // Prepare: an unmarked clone with a role, so any comparison would refuse it.
+      store.addUser('app_clone', 'p-2', { roles: [{ role: 'root', db: 'admin' }] });
+
+      // Act
+      const verified = await db.verifyClone?.(served(store, {}), clone, original);
+      const changes = await db.syncPrivileges?.(served(store, {}), clone, original);
+
+      // Assess
+      expect(verified).toBeUndefined();
+      expect(changes).toEqual([]);
+      expect(store.commands.every((c) => c.includes('usersInfo'))).toBe(true);
+      expect(store.rolesOf('app_clone')).toEqual(['root@admin']);
+    },
+  );
+});
+
+describe('mongodb command failures', () => {
+  const db = createMongoDb();
+  const failing = (error: unknown): MongoConnection => ({
+    client: { close: async () => {} },
+    users: {
+      databaseName: 'admin',
+      command: async () => {
+        throw error;
+      },
+    } as never,
+    user: 'master',
+  });
+
+  it.each([
+    [
+      'a connection closed mid-command',
+      new MongoNetworkError('connection 2 to 10.0.0.1:27017 closed'),
+      ConnectionError,
+    ],
+    [
+      'no server to send it to',
+      new MongoServerSelectionError('Server selection timed out after 30000 ms', {
+        type: 'Single',
+        servers: new Map(),
+      } as unknown as TopologyDescription),
+      ConnectionError,
+    ],
+    [
+      'a command timeout',
+      new MongoOperationTimeoutError('Timed out during socket read'),
+      ConnectTimeoutError,
+    ],
+    ['a socket read timeout', new MongoNetworkTimeoutError('socket idle'), ConnectTimeoutError],
+    [
+      'a server refusal (13 Unauthorized)',
+      serverError(13, 'Unauthorized', 'not authorized on admin'),
+      DatabaseError,
+    ],
+    ['a thrown value without a name', { code: 'odd' }, DatabaseError],
+    // Only a driver's own (string) error name says network; a name of another type says nothing.
+    ['a thrown value whose name is not a string', { name: ['MongoNetworkError'] }, DatabaseError],
+  ])(
+    'classifies %s as exactly that kind of failure, keeping it as cause',
+    async (_, error, type) => {
+      const failure = await db.ping(failing(error)).catch((e: unknown) => e);
+
+      expect((failure as Error).constructor).toBe(type);
+      expect((failure as Error).cause).toBe(error);
+      if (type === ConnectionError)
+        expect((failure as ConnectionError).failure).toBe('unavailable');
+    },
+  );
+
+  it('names the server code only when the server gave one, and its name only when given', async () => {
+    const network = await db
+      .ping(failing(new MongoNetworkError('connection 2 to 10.0.0.1:27017 closed')))
+      .catch((e: unknown) => e);
+    const bare = await db
+      .ping(failing(Object.assign(new Error('refused'), { code: 13 })))
+      .catch((e: unknown) => e);
+
+    expect(String((network as Error).message)).toMatch(
+      /failed: connection 2 to 10\.0\.0\.1:27017 closed$/,
+    );
+    expect(String((bare as Error).message)).toMatch(/failed: refused \(code 13\)$/);
+  });
+
+  it.each([
+    ['revoking roles', 'revokeRolesFromUser'],
+    ['copying authenticationRestrictions', 'updateUser'],
+    ['granting roles', 'grantRolesToUser'],
+  ])('names the step (%s) when mirroring the original fails there', async (step, name) => {
+    // Prepare: a clone with one role to revoke, one to get, and other restrictions.
+    const store = new MongoUserStore()
+      .addUser('master', 'master-password-1')
+      .addUser('app', 'p-1', {
+        roles: [{ role: 'read', db: 'audit' }],
+        authenticationRestrictions: [{ clientSource: ['10.0.0.0/16'] }],
+      })
+      .addUser('app_clone', 'p-2', {
+        roles: [{ role: 'read', db: 'reports' }],
+        customData: { [CLONE_MARKER]: 'app' },
+      });
+    const connection = served(store, {
+      fail: (command) =>
+        name in command ? serverError(13, 'Unauthorized', 'not authorized on admin') : undefined,
+    });
+
+    // Act
+    const failure = await db
+      .syncPrivileges?.(connection, 'app_clone', 'app')
+      .catch((e: unknown) => e);
+
+    // Assess
+    expect((failure as Error).constructor).toBe(DatabaseError);
+    expect(String(failure)).toContain(`${step} for user "app_clone"`);
+  });
+
+  it('names the test command when a ping fails', async () => {
+    const failure = await db
+      .ping(failing(serverError(13, 'Unauthorized', 'no')))
+      .catch((e: unknown) => e);
+    expect(String(failure)).toMatch(/running a test command for user "master"/);
+  });
+});
+
+describe('mongodb closing a session', () => {
+  afterEach(() => vi.useRealTimers());
+
+  it('closes the driver client of the session', async () => {
+    const close = vi.fn(async () => {});
+    await createMongoDb().close({
+      client: { close },
+      users: { databaseName: 'admin', command: async () => ({ ok: 1 }) } as never,
+      user: 'master',
+    });
+    expect(close).toHaveBeenCalledTimes(1);
+  });
+
+  it('leaves no timer behind once the client has closed (the invocation may end at once)', async () => {
+    vi.useFakeTimers();
+    await createMongoDb().close({
+      client: { close: async () => {} },
+      users: { databaseName: 'admin', command: async () => ({ ok: 1 }) } as never,
+      user: 'master',
+    });
+    expect(vi.getTimerCount()).toBe(0);
   });
 });
