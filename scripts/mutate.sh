@@ -37,7 +37,15 @@ else
   unit_report="bench/tmp/mutation-$(run_name unit).json"
   servers_report="bench/tmp/mutation-$(run_name "$servers").json"
   all_report="bench/tmp/mutation-$(run_name "$projects").json"
-  ranges=$(node scripts/mutation-union.mjs --survivors "$unit_report")
+  # Only the survivors of the files phase 1 mutated, when the command names them (--mutate a,b).
+  only=''
+  for ((i = 1; i <= $#; i++)); do
+    case ${!i} in
+      --mutate) j=$((i + 1)) && only=${!j:-} ;;
+      --mutate=*) only=${!i#--mutate=} ;;
+    esac
+  done
+  ranges=$(node scripts/mutation-union.mjs --survivors "$unit_report" "$only")
   rm -f "$servers_report"
   if [[ -n $ranges ]]; then
     # Phase 2: the database projects (against the servers the tests' global setup starts) over

@@ -3,7 +3,7 @@
 //   node scripts/mutation-union.mjs [--older-projects a,b] OLDER NEWER OUT
 //   node scripts/mutation-union.mjs --trim REPORT FILES PROJECTS OUT
 //       writes the mutants of FILES (comma-separated) from REPORT, trimmed, saying PROJECTS
-//   node scripts/mutation-union.mjs --survivors REPORT
+//   node scripts/mutation-union.mjs --survivors REPORT [FILES]
 //       prints the mutants REPORT left alive (survived or not covered) as Stryker mutation
 //       ranges (file:line:column-line:column, comma-separated), for `stryker run --mutate`
 // A mutant counts as detected when either run detected it. That is what one run with both runs'
@@ -18,9 +18,16 @@ import { relative, resolve } from 'node:path';
 
 if (process.argv[2] === '--survivors') {
   const report = JSON.parse(readFileSync(process.argv[3], 'utf8'));
+  // Only these files (the run's --mutate, ranges cut off; not when it holds a glob), when
+  // given: a report seeded from a whole incremental file lists every file of it.
+  const only =
+    process.argv[4] && !/[*?{[!]/.test(process.argv[4])
+      ? new Set(process.argv[4].split(',').map((spec) => spec.replace(/:\d+:\d+-\d+:\d+$/, '')))
+      : undefined;
   const ranges = [];
   for (const [name, file] of Object.entries(report.files)) {
     const path = relative(process.cwd(), resolve(name));
+    if (only && !only.has(path)) continue;
     for (const { status, location: at } of file.mutants) {
       if (status !== 'Survived' && status !== 'NoCoverage') continue;
       // The report's columns count from 1, a range's start column from 0 (its end column is included).

@@ -514,6 +514,36 @@ describe('mysql password changes on MySQL 8 (dual passwords)', () => {
     }
   });
 
+  it('keeps whole a syntax error quote that stops short of the password, and one with no quote at all', async () => {
+    const { fake, db, session } = await signIn({ version: '8.0.36' });
+    const password = `Lp-${'x9Q'.repeat(30)}`;
+    // MariaDB behind a proxy that reports 8.0: the clause after the password is what it refuses.
+    fake.failures.push({
+      match: /RETAIN CURRENT PASSWORD/,
+      error: (text) => cutParseError(text, text.indexOf('RETAIN'), (q) => q.slice(0, 80)),
+    });
+    const error = (await db
+      .setPassword(session, 'app', password)
+      .catch((e: unknown) => e)) as Error;
+    expect(error).toBeInstanceOf(DatabaseError);
+    expect(error.message).toMatch(/near 'RETAIN CURRENT PASSWORD' at line 1$/);
+    // A message with no quote of the statement, ending with what could start a password.
+    fake.failures.length = 0;
+    fake.failures.push({
+      match: /RETAIN CURRENT PASSWORD/,
+      error: serverError(
+        'ER_UNKNOWN_ERROR',
+        1105,
+        'HY000',
+        "Unknown error near the end: 'L' at line 1",
+      ),
+    });
+    const other = (await db
+      .setPassword(session, 'app', password)
+      .catch((e: unknown) => e)) as Error;
+    expect(other.message).toMatch(/the end: 'L' at line 1$/);
+  });
+
   it('on MariaDB a syntax error whose quote of the statement is cut inside the password hash shows none of its start', async () => {
     const user = `application_user_${'n'.repeat(28)}`;
     const { fake, db, session } = await signIn({
