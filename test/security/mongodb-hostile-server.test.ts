@@ -1,45 +1,9 @@
-import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuthenticationError, TlsError } from '../../shared/common/errors.js';
 import { createMongoDb } from '../../shared/databases/mongodb.js';
 import type { Login, TlsMode } from '../../shared/databases/types.js';
 import { CountingListener, FakeMongoServer } from '../support/mongo-fake-server.js';
-
-/** A self-signed certificate for 127.0.0.1 and localhost, made for this file; undefined without openssl. */
-async function makeCertificate(): Promise<{ cert: string; key: string } | undefined> {
-  const dir = await mkdtemp(join(tmpdir(), 'mongo-fake-tls-'));
-  try {
-    await promisify(execFile)('openssl', [
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-keyout',
-      join(dir, 'key.pem'),
-      '-out',
-      join(dir, 'cert.pem'),
-      '-days',
-      '1',
-      '-subj',
-      '/CN=127.0.0.1',
-      '-addext',
-      'subjectAltName=IP:127.0.0.1,DNS:localhost',
-    ]);
-    return {
-      cert: await readFile(join(dir, 'cert.pem'), 'utf8'),
-      key: await readFile(join(dir, 'key.pem'), 'utf8'),
-    };
-  } catch {
-    return undefined;
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
+import { selfSignedCertificate } from '../support/self-signed.js';
 
 const PASSWORD = 'Master-Password-9f3a7c1e5b2d';
 const USER = 'rotation_master';
@@ -69,7 +33,7 @@ describe('mongodb credentials facing a hostile server', () => {
   const db = createMongoDb({ connectTimeoutMs: 3_000, tlsHandshakeTimeoutMs: 1_000 });
 
   beforeAll(async () => {
-    certificate = await makeCertificate();
+    certificate = await selfSignedCertificate().catch(() => undefined);
     if (!certificate)
       console.warn('mongodb hostile server: TLS impostor tests skipped: no openssl');
   });
@@ -183,7 +147,7 @@ describe('mongodb credentials facing a hostile server', () => {
 
     it('with ssl true, gets nothing when its certificate is not trusted', async (context) => {
       if (!certificate) return context.skip();
-      const other = (await makeCertificate()) as { cert: string };
+      const other = await selfSignedCertificate();
       const impostor = await fake({ tls: certificate });
 
       const failure = await attempt(login(impostor, 'verify'), other.cert);

@@ -730,16 +730,20 @@ describe('mysql clones on MySQL 8', () => {
     expect(error.message).not.toContain(throwaway);
   });
 
+  /** MySQL's answer to CREATE USER of an account that exists (or that it could not create). */
+  const cannotCreateClone = () =>
+    serverError(
+      'ER_CANNOT_USER',
+      1396,
+      'HY000',
+      "Operation CREATE USER failed for 'app_clone'@'%'",
+    );
+
   it('reports a clone an overlapping invocation created a moment ago as existing', async () => {
     const { fake, db, session } = await cloneOf(original());
     fake.failures.push({
       match: /^CREATE USER/,
-      error: serverError(
-        'ER_CANNOT_USER',
-        1396,
-        'HY000',
-        "Operation CREATE USER failed for 'app_clone'@'%'",
-      ),
+      error: cannotCreateClone(),
     });
     fake.accounts.push({ user: 'app_clone', host: '%' });
     const error = await db
@@ -754,12 +758,7 @@ describe('mysql clones on MySQL 8', () => {
     const { fake, db, session } = await cloneOf(original());
     fake.failures.push({
       match: /^CREATE USER/,
-      error: serverError(
-        'ER_CANNOT_USER',
-        1396,
-        'HY000',
-        "Operation CREATE USER failed for 'app_clone'@'%'",
-      ),
+      error: cannotCreateClone(),
     });
     const error = await db
       .createUserLike(session, 'app_clone', 'pw', 'app')
