@@ -97,6 +97,29 @@ describe('mysql syntax errors that quote a statement carrying a password', () =>
     }
   });
 
+  it('on MySQL 8 a password with a character outside the BMP shows none of itself in a syntax error', async () => {
+    const { fake, db, session } = await signIn({
+      version: '8.0.36',
+      accounts: [{ user: 'app', host: '%' }],
+    });
+    // The server builds error messages in utf8mb3: a 4-byte character of the statement comes
+    // back as "?" (MariaDB 10.11.19, the ALTER USER made to fail: near 'USERX 'rv_u'@'%'
+    // IDENTIFIED BY 'Ab?cdefgh'' at line 1), so the quoted literal is not the password.
+    const password = `Lp-\u{1F600}-${'x9Q'.repeat(5)}`;
+    fake.failures.push({
+      match: /IDENTIFIED BY/,
+      error: (text) => {
+        const from = text.indexOf("'Lp-") - 20;
+        return parseError(text.slice(from, from + 80).replace(/[\u{10000}-\u{10FFFF}]/gu, '?'));
+      },
+    });
+    const error = (await db
+      .setPassword(session, 'app', password)
+      .catch((e: unknown) => e)) as Error;
+    expect(error).toBeInstanceOf(DatabaseError);
+    for (const text of texts(error)) expect(text).not.toContain('x9Qx9Q');
+  });
+
   it("on MariaDB a failed CREATE USER of the clone shows none of the throw-away password's hash", async () => {
     const { fake, db, session } = await signIn({
       version: '10.11.6-MariaDB',
