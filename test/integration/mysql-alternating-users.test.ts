@@ -434,4 +434,39 @@ describe('mysql alternating users', () => {
       await admin.query(`DROP DATABASE ${admin.id(outside)}`);
     }
   });
+
+  it('under sql_mode PAD_CHAR_TO_FULL_LENGTH (a server setting the adapter keeps), the rotations complete and the clone holds exactly the original grants', async () => {
+    // Prepare: a server whose sql_mode has PAD_CHAR_TO_FULL_LENGTH, so a CHAR column such as
+    // mysql.user's Host is read padded with spaces to its full length ('%' and 254 spaces);
+    // every session of the adapter gets it, as it would from the server's global setting. On
+    // MariaDB 10.11.19 the first rotation fails with "creating 'x_clone'@'%<254 spaces>'
+    // failed: Operation CREATE USER failed".
+    const real = await import('mysql2/promise');
+    const padded = async (): Promise<MysqlDriver> => ({
+      createConnection: async (config) => {
+        const client = await real.createConnection(config);
+        await client.query(
+          "SET SESSION sql_mode = CONCAT(@@SESSION.sql_mode, ',PAD_CHAR_TO_FULL_LENGTH')",
+        );
+        return client as unknown as Awaited<ReturnType<MysqlDriver['createConnection']>>;
+      },
+      escape: (value) => real.escape(value as string),
+      escapeId: (value, forbidQualified) => real.escapeId(value, forbidQualified),
+    });
+    const { name, secretId } = await provision();
+    const table = await createTable();
+    await admin.query(`GRANT SELECT ON ${table} TO ${admin.account(name)}`);
+    const rotate = harness.handler(alternatingUsers(createMysql({ env: {}, driver: padded })));
+
+    // Act: two rotations (the clone is created, then the original's password changes).
+    const first = await harness.rotate(rotate, secretId);
+    expect(first.completed, String(first.error)).toBe(true);
+    const second = await harness.rotate(rotate, secretId);
+
+    // Assess
+    expect(second.completed, String(second.error)).toBe(true);
+    expect(await admin.grantsOf(`${name}_clone`)).toEqual(await admin.grantsOf(name));
+    expect(await signsIn(login(harness.secret(secretId)))).toBe(true);
+    expect(await signsIn(login(harness.secret(secretId, 'AWSPREVIOUS')))).toBe(true);
+  });
 });
