@@ -143,35 +143,50 @@ const errorNumber = (error: unknown): number | undefined => {
 const messageOf = (error: unknown): string =>
   error instanceof Error ? error.message : String(error);
 
+/** sql_mode flags the adapter's sessions drop (see where the session starts). */
+const SESSION_MODES_DROPPED = new Set(['NO_BACKSLASH_ESCAPES', 'PAD_CHAR_TO_FULL_LENGTH']);
+
+/** A character outside the BMP: the server's messages (utf8mb3) carry each one as `?`. */
+const OUTSIDE_BMP = /[\u{10000}-\u{10FFFF}]/gu;
+
 /**
  * Replaces every value in `secrets` with ***, and the start of one where a syntax error's quote
  * of the statement was cut inside it: the server quotes the statement from the failure on,
  * `near '<text>' at line 1`, cut after 80 characters (MySQL; MariaDB cuts at 77 and adds
  * `...`), and a cut inside a password's literal leaves its start, which no whole-value match
- * finds. Linear in `text`, which a hostile server may make megabytes long.
+ * finds. Each value is looked for as sent and as the server's messages carry it (characters
+ * outside the BMP as `?`). Linear in `text`, which a hostile server may make megabytes long.
  */
 function scrub(text: string, secrets: readonly string[]): string {
+  const forms = [
+    ...new Set(secrets.flatMap((secret) => [secret, secret.replace(OUTSIDE_BMP, '?')])),
+  ].filter((form) => form.length > 0);
   let result = text;
-  for (const secret of secrets) {
-    if (secret.length > 0) result = result.split(secret).join('***');
-  }
-  const close = result.indexOf("' at line ");
+  for (const form of forms) result = result.split(form).join('***');
+  // The quote ends at the message's last "' at line ": a password may hold that text too.
+  const close = result.lastIndexOf("' at line ");
   const open = close < 0 ? -1 : result.lastIndexOf("near '", close);
   // 80 characters, in UTF-16 units up to twice that, and the "...".
   if (open < 0 || close - open > 200) return result;
   const from = open + "near '".length;
-  const to = result.startsWith('...', close - 3) && close - 3 >= from ? close - 3 : close;
-  const quoted = result.slice(from, to);
-  // Scrubbed already (the driver error's fields are, before its message is quoted again).
-  if (quoted.endsWith('***')) return result;
-  // The longest start of any secret the quote ends with (one secret's start may end another's).
-  let cut = 0;
-  for (const secret of secrets) {
-    for (let length = Math.min(secret.length - 1, quoted.length); length > cut; length--) {
-      if (quoted.endsWith(secret.slice(0, length))) cut = length;
+  // MySQL's quote ends at the cut; MariaDB's with "...", which a password may also hold.
+  const ends =
+    result.startsWith('...', close - 3) && close - 3 >= from ? [close, close - 3] : [close];
+  let best = { to: close, cut: 0 };
+  for (const to of ends) {
+    const quoted = result.slice(from, to);
+    // Scrubbed already (the driver error's fields are, before its message is quoted again).
+    if (quoted.endsWith('***')) return result;
+    // The longest start of any form the quote ends with (one form's start may end another's).
+    for (const form of forms) {
+      for (let length = Math.min(form.length - 1, quoted.length); length > best.cut; length--) {
+        if (quoted.endsWith(form.slice(0, length))) best = { to, cut: length };
+      }
     }
   }
-  return cut === 0 ? result : `${result.slice(0, to - cut)}***${result.slice(to)}`;
+  return best.cut === 0
+    ? result
+    : `${result.slice(0, best.to - best.cut)}***${result.slice(best.to)}`;
 }
 
 /**
@@ -425,13 +440,14 @@ export function createMysql(options: MysqlOptions = {}): Database<MysqlSession> 
           `${where(login)}: the server signed the session in as ${session.account.user === '' ? 'an anonymous account' : `another user "${session.account.user}"`} (host part '${session.account.host}'), not as the user named`,
         );
       }
-      // The driver escapes with backslashes: a server running NO_BACKSLASH_ESCAPES would read
-      // an escaped quote as the end of the string. Never let it apply to this session.
+      // Modes this session must not run with. NO_BACKSLASH_ESCAPES: the driver escapes with
+      // backslashes, and the server would read an escaped quote as the end of the string.
+      // PAD_CHAR_TO_FULL_LENGTH: mysql.user's CHAR columns (Host, plugin) would come back
+      // padded with spaces, `'%'` as `'%   …'`, an account no statement names.
       const modes = String(row.sqlMode ?? '').split(',');
-      if (modes.some((mode) => mode.trim().toUpperCase() === 'NO_BACKSLASH_ESCAPES')) {
-        await run(session, 'setting sql_mode', 'SET SESSION sql_mode = ?', [
-          modes.filter((mode) => mode.trim().toUpperCase() !== 'NO_BACKSLASH_ESCAPES').join(','),
-        ]);
+      const kept = modes.filter((mode) => !SESSION_MODES_DROPPED.has(mode.trim().toUpperCase()));
+      if (kept.length < modes.length) {
+        await run(session, 'setting sql_mode', 'SET SESSION sql_mode = ?', [kept.join(',')]);
       }
       if (deadline !== undefined) await boundSession(session, deadline);
       return session;
@@ -852,7 +868,7 @@ export function createMysql(options: MysqlOptions = {}): Database<MysqlSession> 
           `creating ${showAccount(clone)}`,
           renderCreateUser(session.server, clone, await readOptions(session, original), q),
           [mariadb ? nativePasswordHash(throwaway) : throwaway],
-          [throwaway],
+          [throwaway, ...(mariadb ? [nativePasswordHash(throwaway)] : [])],
         );
       } catch (error) {
         // ER_CANNOT_USER: an overlapping invocation created it a moment ago.
