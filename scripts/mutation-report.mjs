@@ -27,7 +27,7 @@ const TITLES = {
     'Adapters before (commit f3721fd, unit project): shared/databases + shared/providers',
   'adapters-unit': 'shared/databases + shared/providers (adapters), killed by the unit project',
   'adapters-servers':
-    'shared/databases + shared/providers (adapters): the unit project, and for the database files named below also the integration project',
+    'shared/databases + shared/providers (adapters): the unit project, and for the database files named below also the projects the Targets table names',
   'adapters-all': 'shared/databases + shared/providers (adapters), killed by all four projects',
 };
 
@@ -42,12 +42,14 @@ const ADAPTER_REASON =
   '**Databases** (`shared/databases`): what they do is said to a server (SQL, grants, MongoDB ' +
   'commands, TLS, sessions), and only the server can tell a right statement from a wrong one, so ' +
   'they are measured with the unit and integration projects against the real servers, file by ' +
-  'file (`--mutate shared/databases/<file>`, about 10 to 60 min a file here), and the bar is ' +
+  'file (`--mutate shared/databases/<file>`: the unit project over every mutant, then the others ' +
+  'over its survivors; 2 to 20 min a file here), and for some files also the security project ' +
+  "(hostile servers, a silent network; the table names each file's projects). The bar is " +
   'lower, ≥ 80 % a file: part of each adapter is reachable only on servers this machine cannot ' +
   'run (MySQL 8: APPLICATION_PASSWORD_ADMIN, default roles, caching_sha2; MongoDB proper, where ' +
-  'FerretDB lacks roles and customData) or only by the reliability and security projects ' +
-  '(a silent network, deadlines), which cost about an hour a file. A file without a run with the ' +
-  'servers shows its unit score, marked so.';
+  'FerretDB lacks roles and customData), where the unit tests drive it over scripted servers ' +
+  'that answer as those do, and part only by the reliability project (fault matrices), not run ' +
+  'for the adapters. A file without a run with the servers shows its unit score, marked so.';
 
 /** Detected / valid over the files of `run` whose path starts with `prefix`. */
 function groupScore(run, prefix) {
