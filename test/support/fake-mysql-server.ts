@@ -153,7 +153,9 @@ export function fakeMysqlServer(options: FakeServerOptions) {
       }
       if (sql.startsWith('SELECT 1')) return rows.map(() => ({ 1: 1 }));
       return rows.map((a) => ({
-        plugin: a.plugin ?? (mariadb ? 'mysql_native_password' : 'caching_sha2_password'),
+        // The default authentication plugin: caching_sha2_password from MySQL 8.0 on.
+        plugin:
+          a.plugin ?? (mariadb || major < 8 ? 'mysql_native_password' : 'caching_sha2_password'),
         sslType: a.sslType ?? '',
         sslCipher: a.sslCipher ?? '',
         x509Issuer: a.x509Issuer ?? '',
@@ -207,6 +209,15 @@ export function fakeMysqlServer(options: FakeServerOptions) {
     const create = /^CREATE USER '([^']*)'@'([^']*)'(?: IDENTIFIED WITH (\w+))?/.exec(sql);
     if (create) {
       const [, user = '', host = '', plugin] = create;
+      // MySQL 5.7 has no caching_sha2_password (8.0.4+).
+      if (plugin === 'caching_sha2_password' && !mariadb && major < 8) {
+        throw serverError(
+          'ER_PLUGIN_IS_NOT_LOADED',
+          1524,
+          'HY000',
+          `Plugin '${plugin}' is not loaded`,
+        );
+      }
       if (find(user, host)) {
         throw serverError(
           'ER_CANNOT_USER',
@@ -228,7 +239,10 @@ export function fakeMysqlServer(options: FakeServerOptions) {
       timeouts.push(timeout);
       const failure = failures.find((f) => f.match.test(text));
       if (failure) {
-        throw typeof failure.error === 'function' ? failure.error(text) : failure.error;
+        const error = typeof failure.error === 'function' ? failure.error(text) : failure.error;
+        // mysql2 attaches the statement as sent, values and all, to a server error.
+        if ('errno' in error && !('sql' in error)) Object.assign(error, { sql: text });
+        throw error;
       }
       const rows = answer(text, values ?? []);
       for (const after of afters) if (after.match.test(text)) after.run(text);

@@ -46,6 +46,8 @@ const texts = (error: Error) => [
   (error.cause as Error).message,
   String((error.cause as Error).stack),
   String((error.cause as { sqlMessage?: unknown }).sqlMessage),
+  // mysql2's copy of the statement as sent (the fake attaches it too): dropped.
+  String((error.cause as { sql?: unknown }).sql),
 ];
 
 describe('mysql syntax errors that quote a statement carrying a password', () => {
