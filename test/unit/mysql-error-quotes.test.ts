@@ -99,6 +99,32 @@ describe('mysql syntax errors that quote a statement carrying a password', () =>
     }
   });
 
+  it('a server message that is only the quote, cut inside the password, shows none of it', async () => {
+    const { fake, db, session } = await signIn({
+      version: '8.0.36',
+      accounts: [{ user: 'app', host: '%' }],
+    });
+    // A server (or a proxy) may answer with the bare quote: nothing before "near '".
+    const password = `Lp-${'x9Q'.repeat(30)}`;
+    fake.failures.push({
+      match: /IDENTIFIED BY/,
+      error: (text) => {
+        const from = text.indexOf("'Lp-") - 20;
+        return serverError(
+          'ER_PARSE_ERROR',
+          1064,
+          '42000',
+          `near '${text.slice(from, from + 80)}' at line 1`,
+        );
+      },
+    });
+    const error = (await db
+      .setPassword(session, 'app', password)
+      .catch((e: unknown) => e)) as Error;
+    expect(error).toBeInstanceOf(DatabaseError);
+    for (const text of texts(error)) expect(text).not.toContain('Lp-x');
+  });
+
   it('on MySQL 8 a password with a character outside the BMP shows none of itself in a syntax error', async () => {
     const { fake, db, session } = await signIn({
       version: '8.0.36',
