@@ -1,6 +1,15 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import { closeServer, listenOnLoopback } from './loopback.js';
+import {
+  errorResponse,
+  PROTOCOL_3,
+  pgMessage,
+  SSL_REQUEST,
+  startupParameters,
+  takeStartup,
+  takeTyped,
+} from './pg-wire.js';
 
 /** One row of a result: text columns, or booleans (sent as bool, 't' / 'f', as the server does). */
 export type FakeRow = Record<string, string | boolean | null>;
@@ -35,8 +44,6 @@ export const defaultReply = (sql: string): FakeReply => {
   return { command };
 };
 
-const SSL_REQUEST = 80877103;
-const PROTOCOL_3 = 196608;
 const BOOL_OID = 16;
 const TEXT_OID = 25;
 
@@ -93,20 +100,15 @@ export class FakePgServer {
         if (!options.ignoreTerminate) raw.end();
       });
       let socket: Socket = raw;
-      let buffer = Buffer.alloc(0);
+      let buffer: Buffer = Buffer.alloc(0);
       let started = false;
       let silent = false;
       let skipping = false;
       let pending: { sql: string; answer?: FakeReply } = { sql: '' };
-      const send = (type: string, body: Buffer = Buffer.alloc(0)) => {
-        const header = Buffer.alloc(5);
-        header.write(type, 0);
-        header.writeInt32BE(body.length + 4, 1);
-        socket.write(Buffer.concat([header, body]));
-      };
+      const send = (type: string, body?: Buffer) => socket.write(pgMessage(type, body));
       const ready = () => send('Z', Buffer.from('I'));
-      const sendError = (code: string, message: string, severity = 'ERROR') =>
-        send('E', Buffer.from(`S${severity}\0V${severity}\0C${code}\0M${message}\0\0`, 'utf8'));
+      const sendError = (code: string, message: string) =>
+        socket.write(errorResponse(code, message));
       const sendRows = (answer: FakeReply, describe: boolean) => {
         if (answer === 'silence' || 'error' in answer) return;
         const rows = answer.rows;
@@ -121,12 +123,10 @@ export class FakePgServer {
         buffer = Buffer.concat([buffer, chunk]);
         for (;;) {
           if (!started) {
-            if (buffer.length < 8) return;
-            const length = buffer.readInt32BE(0);
-            if (buffer.length < length) return;
-            const message = buffer.subarray(0, length);
-            buffer = buffer.subarray(length);
-            const code = message.readInt32BE(4);
+            const startup = takeStartup(buffer);
+            if (!startup) return;
+            const { code, message } = startup;
+            buffer = startup.rest;
             if (code === SSL_REQUEST) {
               if (!options.tls) {
                 socket.write('N');
@@ -140,8 +140,7 @@ export class FakePgServer {
               return;
             }
             if (code !== PROTOCOL_3) return void raw.destroy();
-            const fields = message.subarray(8).toString('utf8').split('\0');
-            session.user = fields[fields.indexOf('user') + 1] ?? '';
+            session.user = startupParameters(message).user ?? '';
             owner.sessions.push(session);
             started = true;
             if (options.silentStartup) {
@@ -156,12 +155,10 @@ export class FakePgServer {
             ready();
             continue;
           }
-          if (buffer.length < 5) return;
-          const length = buffer.readInt32BE(1);
-          if (buffer.length < length + 1) return;
-          const type = String.fromCharCode(buffer[0] ?? 0);
-          const body = buffer.subarray(5, length + 1);
-          buffer = buffer.subarray(length + 1);
+          const typed = takeTyped(buffer);
+          if (!typed) return;
+          const { type, body } = typed;
+          buffer = typed.rest;
           if (type === 'X') {
             session.terminated = true;
             if (!options.ignoreTerminate) socket.end();
@@ -213,14 +210,9 @@ export class FakePgServer {
   /** Ends every session as `pg_terminate_backend` does: FATAL 57P01, then the socket closes. */
   terminateSessions(): void {
     for (const session of this.sessions) {
-      const fields = Buffer.from(
-        'SFATAL\0VFATAL\0C57P01\0Mterminating connection due to administrator command\0\0',
-        'utf8',
+      session.socket.end(
+        errorResponse('57P01', 'terminating connection due to administrator command', 'FATAL'),
       );
-      const header = Buffer.alloc(5);
-      header.write('E', 0);
-      header.writeInt32BE(fields.length + 4, 1);
-      session.socket.end(Buffer.concat([header, fields]));
     }
   }
 

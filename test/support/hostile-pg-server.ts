@@ -1,5 +1,14 @@
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { closeServer, listenOnLoopback } from './loopback.js';
+import {
+  errorResponse,
+  PROTOCOL_3,
+  pgMessage,
+  SSL_REQUEST,
+  startupParameters,
+  takeStartup,
+  takeTyped,
+} from './pg-wire.js';
 
 /** What a hostile endpoint obtained from one connection. */
 export interface Capture {
@@ -10,9 +19,6 @@ export interface Capture {
   /** Whether the client asked for TLS first (SSLRequest) and was told "no". */
   askedForTls: boolean;
 }
-
-const SSL_REQUEST = 80877103;
-const PROTOCOL_3 = 196608;
 
 /**
  * A PostgreSQL endpoint run by an attacker, on loopback, speaking the real wire protocol: it
@@ -49,7 +55,7 @@ export class HostilePgServer {
       if (!self) return client.destroy();
       self.sockets.add(client);
       client.on('error', () => {});
-      let buffer = Buffer.alloc(0);
+      let buffer: Buffer = Buffer.alloc(0);
       let askedForTls = false;
       let captured: Omit<Capture, 'password'> | undefined;
       const onData = (chunk: Buffer) => {
@@ -57,24 +63,17 @@ export class HostilePgServer {
         for (;;) {
           if (captured === undefined) {
             // Startup phase: untyped messages (length, then code).
-            if (buffer.length < 8) return;
-            const length = buffer.readInt32BE(0);
-            if (buffer.length < length) return;
-            const message = buffer.subarray(0, length);
-            buffer = buffer.subarray(length);
-            const code = message.readInt32BE(4);
+            const startup = takeStartup(buffer);
+            if (!startup) return;
+            const { code, message } = startup;
+            buffer = startup.rest;
             if (code === SSL_REQUEST) {
               askedForTls = true;
               client.write('N');
               continue;
             }
             if (code !== PROTOCOL_3) return void client.destroy();
-            const fields = message.subarray(8).toString('utf8').split('\0');
-            const params: Record<string, string> = {};
-            for (let i = 0; i + 1 < fields.length; i += 2) {
-              const key = fields[i];
-              if (key) params[key] = fields[i + 1] ?? '';
-            }
+            const params = startupParameters(message);
             const user = params.user ?? '';
             self?.startups.push(user);
             self?.sessions.push({ user, database: params.database ?? user });
@@ -92,28 +91,28 @@ export class HostilePgServer {
               return;
             }
             captured = { user, database: params.database ?? user, askedForTls };
-            // AuthenticationCleartextPassword: 'R', length 8, code 3.
-            const request = Buffer.alloc(9);
-            request.write('R', 0);
-            request.writeInt32BE(8, 1);
-            request.writeInt32BE(3, 5);
-            client.write(request);
+            // AuthenticationCleartextPassword: 'R', code 3.
+            const cleartext = Buffer.alloc(4);
+            cleartext.writeInt32BE(3, 0);
+            client.write(pgMessage('R', cleartext));
             continue;
           }
           // Typed messages: the PasswordMessage ('p').
-          if (buffer.length < 5) return;
-          const length = buffer.readInt32BE(1);
-          if (buffer.length < length + 1) return;
-          const type = String.fromCharCode(buffer[0] ?? 0);
-          const body = buffer.subarray(5, length + 1);
-          buffer = buffer.subarray(length + 1);
+          const typed = takeTyped(buffer);
+          if (!typed) return;
+          const { type, body } = typed;
+          buffer = typed.rest;
           if (type === 'p') {
             self?.captures.push({
               ...captured,
               password: body.toString('utf8').replace(/\0$/, ''),
             });
             client.end(
-              errorResponse('28P01', `password authentication failed for user "${captured.user}"`),
+              errorResponse(
+                '28P01',
+                `password authentication failed for user "${captured.user}"`,
+                'FATAL',
+              ),
             );
             return;
           }
@@ -135,12 +134,4 @@ export class HostilePgServer {
   async stop(): Promise<void> {
     await closeServer(this.server, this.sockets);
   }
-}
-
-function errorResponse(code: string, message: string): Buffer {
-  const fields = Buffer.from(`SFATAL\0VFATAL\0C${code}\0M${message}\0\0`, 'utf8');
-  const header = Buffer.alloc(5);
-  header.write('E', 0);
-  header.writeInt32BE(fields.length + 4, 1);
-  return Buffer.concat([header, fields]);
 }

@@ -33,15 +33,9 @@ import { FakeSecretsManager, mockSecretsManager } from '../support/fake-secrets-
 import { LogRecorder } from '../support/log-recorder.js';
 import { MongoUserStore, serverError } from '../support/mongo-user-store.js';
 import { rotate } from '../support/rotation-driver.js';
+import { mongoLogin } from '../support/sample-logins.js';
 
-const login: Login = {
-  host: 'orders.cluster-abc.us-east-1.docdb.amazonaws.com',
-  port: 27017,
-  user: 'app',
-  password: 's3cret-Pa55',
-  database: 'admin',
-  tls: 'verify',
-};
+const login = mongoLogin;
 
 /** A socket error as Node reports it. */
 const socketError = (code: string, message = code) => Object.assign(new Error(message), { code });

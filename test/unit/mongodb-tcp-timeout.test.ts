@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import { describe, expect, it, vi } from 'vitest';
 import { ConnectTimeoutError } from '../../shared/common/errors.js';
 import { createMongoDb } from '../../shared/databases/mongodb.js';
-import type { Login } from '../../shared/databases/types.js';
+import { mongoLogin } from '../support/sample-logins.js';
 
 /**
  * A TCP connect that never completes (a firewall that drops the SYN): node:net is replaced for
@@ -32,14 +32,7 @@ vi.mock('node:net', async (importOriginal) => {
   return { ...real, connect, default: { ...real, connect } };
 });
 
-const login: Login = {
-  host: 'orders.cluster-abc.us-east-1.docdb.amazonaws.com',
-  port: 27017,
-  user: 'app',
-  password: 's3cret-Pa55',
-  database: 'admin',
-  tls: 'verify',
-};
+const login = mongoLogin;
 
 describe('mongodb against a host whose TCP connect never completes', () => {
   it.each(['verify', 'prefer', 'disable'] as const)(

@@ -16,15 +16,9 @@ import {
   specificAccessDenied,
 } from '../support/fake-mysql-server.js';
 import { LogRecorder } from '../support/log-recorder.js';
+import { mysqlLogin } from '../support/sample-logins.js';
 
-const login = {
-  host: 'db.internal',
-  port: 3306,
-  user: 'app',
-  password: "s3cret-'Pa55",
-  database: '',
-  tls: 'disable' as const,
-};
+const login = mysqlLogin;
 const master = { ...login, user: 'admin', password: 'm4ster-pw' };
 const NEW_PASSWORD = "N3w-p\\a'ss";
 

@@ -18,15 +18,9 @@ import {
 } from '../../shared/databases/mysql.js';
 import { nativePasswordHash } from '../../shared/databases/mysql-grants.js';
 import { LogRecorder } from '../support/log-recorder.js';
+import { mysqlLogin } from '../support/sample-logins.js';
 
-const login = {
-  host: 'db.internal',
-  port: 3306,
-  user: 'app',
-  password: "s3cret-'Pa55",
-  database: '',
-  tls: 'disable' as const,
-};
+const login = mysqlLogin;
 
 /** An error as mysql2 builds it from a server ERR packet. */
 const serverError = (code: string, errno: number, sqlState: string, message: string) =>
